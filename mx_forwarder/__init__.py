@@ -1,0 +1,1 @@
+"""mx_forwarder package."""

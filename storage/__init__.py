@@ -1,0 +1,1 @@
+"""The shared store: models, sessions, migrations, change feed and DNS data rules."""

@@ -1,0 +1,1 @@
+"""Tables of the auth service (filled by its own migration)."""

@@ -1,0 +1,1 @@
+"""Tables of the billing service (filled by its own migration)."""

@@ -1,0 +1,1 @@
+"""Tables of the mail service (filled by its own migration)."""

@@ -1,0 +1,1 @@
+"""Tables of the nameserver service (filled by its own migration)."""

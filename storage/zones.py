@@ -1,0 +1,416 @@
+"""Writes to zones: every edit is one transaction with its serial bump,
+change-feed row and audit row.
+
+All writers (master-file import, the zone API, billing) go through this
+module, so the rules, the serial and the feed cannot be skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any
+
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.SOA
+from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.dnsdata import RRsetData, ZoneContent, check_zone, rrset_from_rdatas
+from storage.models import AuditEntry, Record, RRset, Zone, ZoneChange, ZoneStatus
+from storage.serial import next_serial
+
+FEED_CHANNEL = "zonehost_changes"
+# One advisory lock orders the feed: ids are taken in commit order, so a
+# follower reading "id > last" never skips a row committed late.
+_FEED_LOCK_KEY = 0x7A6F6E65
+
+DiffItem = tuple[str, int, int, str]  # name, rdtype, ttl, content
+
+
+class ZoneStoreError(Exception):
+    """A zone write was refused."""
+
+
+class ZoneNotFound(ZoneStoreError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"zone {name} does not exist")
+        self.name = name
+
+
+class ZoneExists(ZoneStoreError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"zone {name} already exists")
+        self.name = name
+
+
+class ZoneConflict(ZoneStoreError):
+    """The edit would break a zone rule (CNAME exclusivity, ...)."""
+
+    def __init__(self, name: str, reasons: list[str]) -> None:
+        super().__init__(f"zone {name}: " + "; ".join(reasons))
+        self.name = name
+        self.reasons = reasons
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who writes: recorded in the audit log and the change feed."""
+
+    label: str  # "operator", "user:12", "token:5", "system"
+    account_id: int | None = None
+    user_id: int | None = None
+    source_ip: str | None = None
+    credential: str | None = None  # session or token id, never a secret
+
+
+OPERATOR = Actor("operator")
+SYSTEM = Actor("system")
+
+
+@dataclass(frozen=True, slots=True)
+class SoaFields:
+    mname: str
+    rname: str
+    ttl: int = 3600
+    refresh: int = 10800
+    retry: int = 3600
+    expire: int = 1209600
+    minimum: int = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class RRsetChange:
+    """Set an RRset to `rrset`, or delete (name, rdtype) when rrset is None."""
+
+    name: dns.name.Name
+    rdtype: dns.rdatatype.RdataType
+    rrset: RRsetData | None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    zone: str
+    serial: int
+    change_id: int
+    removed: tuple[DiffItem, ...] = field(default=())
+    added: tuple[DiffItem, ...] = field(default=())
+
+
+def soa_from_zone(zone: Zone) -> dns.rdtypes.ANY.SOA.SOA:
+    return dns.rdtypes.ANY.SOA.SOA(
+        dns.rdataclass.IN,
+        dns.rdatatype.SOA,
+        dns.name.from_text(zone.soa_mname),
+        dns.name.from_text(zone.soa_rname),
+        zone.serial,
+        zone.soa_refresh,
+        zone.soa_retry,
+        zone.soa_expire,
+        zone.soa_minimum,
+    )
+
+
+def _today() -> date:
+    return datetime.now(timezone.utc).date()
+
+
+async def get_zone(session: AsyncSession, name: str, *, for_update: bool = False) -> Zone | None:
+    query = select(Zone).where(Zone.name == name)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def find_zone(session: AsyncSession, name: str, *, for_update: bool = False) -> Zone:
+    zone = await get_zone(session, name, for_update=for_update)
+    if zone is None:
+        raise ZoneNotFound(name)
+    return zone
+
+
+async def current_rrsets(session: AsyncSession, zone_id: int) -> dict[tuple[str, int], RRsetData]:
+    """The zone's RRsets (SOA excluded), rebuilt as validated values."""
+    rows = await session.execute(
+        select(RRset.name, RRset.rdtype, RRset.ttl, Record.wire)
+        .join(Record, Record.rrset_id == RRset.id)
+        .where(RRset.zone_id == zone_id)
+    )
+    grouped: dict[tuple[str, int], tuple[int, list[bytes]]] = {}
+    for name, rdtype, ttl, wire in rows:
+        grouped.setdefault((name, rdtype), (ttl, []))[1].append(wire)
+    result: dict[tuple[str, int], RRsetData] = {}
+    for (name, rdtype), (ttl, wires) in grouped.items():
+        owner = dns.name.from_text(name)
+        rdatas = [
+            dns.rdata.from_wire(dns.rdataclass.IN, rdtype, w, 0, len(w)) for w in wires
+        ]
+        result[(name, rdtype)] = rrset_from_rdatas(
+            owner, dns.rdatatype.RdataType.make(rdtype), ttl, rdatas
+        )
+    return result
+
+
+def _items(rrset: RRsetData) -> list[DiffItem]:
+    name = rrset.name.to_text()
+    return [(name, int(rrset.rdtype), rrset.ttl, t) for t in rrset.rdata_texts()]
+
+
+def _diff(
+    old: Iterable[RRsetData], new: Iterable[RRsetData]
+) -> tuple[tuple[DiffItem, ...], tuple[DiffItem, ...]]:
+    before = {i for r in old for i in _items(r)}
+    after = {i for r in new for i in _items(r)}
+    return tuple(sorted(before - after)), tuple(sorted(after - before))
+
+
+async def _insert_rrsets(session: AsyncSession, zone_id: int, rrsets: Sequence[RRsetData]) -> None:
+    if not rrsets:
+        return
+    ids = (
+        await session.execute(
+            insert(RRset).returning(RRset.id, sort_by_parameter_order=True),
+            [
+                {"zone_id": zone_id, "name": r.name.to_text(), "rdtype": int(r.rdtype), "ttl": r.ttl}
+                for r in rrsets
+            ],
+        )
+    ).scalars().all()
+    records = [
+        {"rrset_id": rrset_id, "content": content, "wire": wire}
+        for rrset_id, r in zip(ids, rrsets, strict=True)
+        for content, wire in zip(r.rdata_texts(), r.rdata_wires(), strict=True)
+    ]
+    await session.execute(insert(Record), records)
+
+
+async def _append_change(
+    session: AsyncSession,
+    zone: Zone,
+    *,
+    kind: str,
+    previous_serial: int | None,
+    removed: Sequence[DiffItem],
+    added: Sequence[DiffItem],
+    actor: Actor,
+    full_reload: bool = False,
+    audit_before: Any = None,
+    audit_after: Any = None,
+) -> int:
+    """Append the feed row and the audit row; the last step of every write."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(_FEED_LOCK_KEY)))
+    change = ZoneChange(
+        zone_id=zone.id,
+        zone_name=zone.name,
+        serial=zone.serial,
+        previous_serial=previous_serial,
+        kind=kind,
+        full_reload=full_reload,
+        diff={"removed": [list(i) for i in removed], "added": [list(i) for i in added]},
+        actor=actor.label,
+    )
+    session.add(change)
+    await session.flush()
+    session.add(
+        AuditEntry(
+            account_id=zone.account_id if actor.account_id is None else actor.account_id,
+            user_id=actor.user_id,
+            actor=actor.label,
+            source_ip=actor.source_ip,
+            credential=actor.credential,
+            action=f"zone.{kind}",
+            object_type="zone",
+            object_name=zone.name,
+            before=audit_before if audit_before is not None else [list(i) for i in removed],
+            after=audit_after if audit_after is not None else [list(i) for i in added],
+            change_id=change.id,
+        )
+    )
+    if bind.dialect.name == "postgresql":
+        await session.execute(text(f"NOTIFY {FEED_CHANNEL}, '{int(change.id)}'"))
+    return change.id
+
+
+def _bump(zone: Zone, at_least: int = 0) -> int:
+    previous = zone.serial
+    zone.serial = max(next_serial(previous, _today()), at_least)
+    zone.updated_at = datetime.now(timezone.utc)
+    return previous
+
+
+async def create_zone(
+    session: AsyncSession,
+    origin: dns.name.Name,
+    soa: SoaFields,
+    actor: Actor,
+    *,
+    account_id: int | None = None,
+    rrsets: Sequence[RRsetData] = (),
+    serial_at_least: int = 0,
+) -> WriteResult:
+    name = origin.to_text()
+    if await get_zone(session, name) is not None:
+        raise ZoneExists(name)
+    problems = check_zone(origin, rrsets)
+    if problems:
+        raise ZoneConflict(name, [str(p) for p in problems])
+    zone = Zone(
+        name=name,
+        account_id=account_id,
+        serial=max(next_serial(0, _today()), serial_at_least),
+        soa_ttl=soa.ttl,
+        soa_mname=soa.mname,
+        soa_rname=soa.rname,
+        soa_refresh=soa.refresh,
+        soa_retry=soa.retry,
+        soa_expire=soa.expire,
+        soa_minimum=soa.minimum,
+    )
+    session.add(zone)
+    await session.flush()
+    await _insert_rrsets(session, zone.id, rrsets)
+    _, added = _diff((), rrsets)
+    change_id = await _append_change(
+        session, zone, kind="create", previous_serial=None, removed=(), added=added,
+        actor=actor, full_reload=True,
+    )
+    return WriteResult(name, zone.serial, change_id, (), added)
+
+
+async def replace_zone(
+    session: AsyncSession, content: ZoneContent, actor: Actor, *, create: bool = True,
+    default_soa: SoaFields | None = None,
+) -> WriteResult:
+    """Replace every RRset of the zone with `content` (a master-file import)."""
+    origin = content.origin
+    name = origin.to_text()
+    soa = _soa_fields(content) or default_soa
+    file_serial = content.soa.serial if content.soa is not None else 0
+    zone = await get_zone(session, name, for_update=True)
+    if zone is None:
+        if not create:
+            raise ZoneNotFound(name)
+        if soa is None:
+            raise ZoneStoreError(f"zone {name}: a new zone needs an SOA record")
+        return await create_zone(
+            session, origin, soa, actor, rrsets=content.rrsets, serial_at_least=file_serial
+        )
+    problems = check_zone(origin, content.rrsets)
+    if problems:
+        raise ZoneConflict(name, [str(p) for p in problems])
+    old = await current_rrsets(session, zone.id)
+    removed, added = _diff(old.values(), content.rrsets)
+    await session.execute(delete(RRset).where(RRset.zone_id == zone.id))
+    await _insert_rrsets(session, zone.id, content.rrsets)
+    if soa is not None:
+        _apply_soa(zone, soa)
+    previous = _bump(zone)
+    change_id = await _append_change(
+        session, zone, kind="replace", previous_serial=previous, removed=removed, added=added,
+        actor=actor, full_reload=True,
+    )
+    return WriteResult(name, zone.serial, change_id, removed, added)
+
+
+def _soa_fields(content: ZoneContent) -> SoaFields | None:
+    if content.soa is None:
+        return None
+    soa = content.soa
+    return SoaFields(
+        mname=soa.mname.to_text(), rname=soa.rname.to_text(),
+        ttl=content.soa_ttl if content.soa_ttl is not None else soa.minimum,
+        refresh=soa.refresh, retry=soa.retry, expire=soa.expire, minimum=soa.minimum,
+    )
+
+
+def _apply_soa(zone: Zone, soa: SoaFields) -> None:
+    zone.soa_mname, zone.soa_rname, zone.soa_ttl = soa.mname, soa.rname, soa.ttl
+    zone.soa_refresh, zone.soa_retry = soa.refresh, soa.retry
+    zone.soa_expire, zone.soa_minimum = soa.expire, soa.minimum
+
+
+async def apply_changes(
+    session: AsyncSession, zone_name: str, changes: Sequence[RRsetChange], actor: Actor,
+    *, kind: str = "update",
+) -> WriteResult:
+    """Apply RRset changes atomically; zone rules are checked on the result."""
+    zone = await find_zone(session, zone_name, for_update=True)
+    origin = dns.name.from_text(zone.name)
+    current = await current_rrsets(session, zone.id)
+    after = dict(current)
+    for change in changes:
+        key = (change.name.to_text(), int(change.rdtype))
+        if change.rrset is None:
+            after.pop(key, None)
+        else:
+            after[key] = change.rrset
+    touched = {(c.name.to_text(), int(c.rdtype)) for c in changes}
+    problems = check_zone(origin, after.values())
+    if problems:
+        raise ZoneConflict(zone.name, [str(p) for p in problems])
+    old = [current[k] for k in touched if k in current]
+    new = [after[k] for k in touched if k in after]
+    removed, added = _diff(old, new)
+    if not removed and not added:
+        return WriteResult(zone.name, zone.serial, 0)
+    for name, rdtype in touched:
+        await session.execute(
+            delete(RRset).where(
+                RRset.zone_id == zone.id, RRset.name == name, RRset.rdtype == rdtype
+            )
+        )
+    await _insert_rrsets(session, zone.id, new)
+    previous = _bump(zone)
+    change_id = await _append_change(
+        session, zone, kind=kind, previous_serial=previous, removed=removed, added=added,
+        actor=actor,
+    )
+    return WriteResult(zone.name, zone.serial, change_id, removed, added)
+
+
+async def set_zone_status(
+    session: AsyncSession, zone_name: str, status: ZoneStatus, actor: Actor
+) -> WriteResult:
+    """Suspend or reactivate a zone (billing); followers reload it."""
+    zone = await find_zone(session, zone_name, for_update=True)
+    if zone.status == status:
+        return WriteResult(zone.name, zone.serial, 0)
+    before = zone.status.value
+    zone.status = status
+    previous = _bump(zone)
+    change_id = await _append_change(
+        session, zone, kind="status", previous_serial=previous, removed=(), added=(),
+        actor=actor, full_reload=True, audit_before={"status": before},
+        audit_after={"status": status.value},
+    )
+    return WriteResult(zone.name, zone.serial, change_id)
+
+
+async def delete_zone(session: AsyncSession, zone_name: str, actor: Actor) -> WriteResult:
+    zone = await find_zone(session, zone_name, for_update=True)
+    old = await current_rrsets(session, zone.id)
+    removed, _ = _diff(old.values(), ())
+    await session.delete(zone)
+    await session.flush()
+    change_id = await _append_change(
+        session, zone, kind="delete", previous_serial=zone.serial, removed=removed, added=(),
+        actor=actor, full_reload=True,
+    )
+    return WriteResult(zone.name, zone.serial, change_id, removed, ())
+
+
+async def list_zones(session: AsyncSession) -> list[tuple[str, int, ZoneStatus, int]]:
+    """(name, serial, status, rrset count) of every zone, by name."""
+    count = (
+        select(func.count(RRset.id)).where(RRset.zone_id == Zone.id).scalar_subquery()
+    )
+    rows = await session.execute(
+        select(Zone.name, Zone.serial, Zone.status, count).order_by(Zone.name)
+    )
+    return [(n, s, st, c) for n, s, st, c in rows]

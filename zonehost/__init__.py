@@ -1,0 +1,1 @@
+"""zonehost: the composition root (configuration, command line, `serve`)."""

@@ -1,0 +1,5 @@
+import sys
+
+from zonehost.cli import main
+
+sys.exit(main())

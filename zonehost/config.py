@@ -1,0 +1,141 @@
+"""Configuration: one TOML file, overridden setting by setting by the
+environment (`ZONEHOST_<SETTING>`).
+
+A TOML section flattens into its settings' names: `[nameserver] workers = 2`
+is the setting `nameserver_workers`, overridden by
+`ZONEHOST_NAMESERVER_WORKERS`. Lists are TOML arrays in the file and
+comma-separated in the environment. Nothing below this package reads
+`os.environ`: each service gets a frozen config value built here.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from storage.db import DEFAULT_DATABASE_URL
+
+ENV_PREFIX = "ZONEHOST_"
+
+
+class ConfigError(Exception):
+    """The configuration file or a setting is invalid."""
+
+
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}".lower().replace("-", "_")
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{name}_"))
+        else:
+            flat[name] = value
+    return flat
+
+
+class Settings:
+    """Raw settings from the file and the environment, read with types."""
+
+    def __init__(self, file_values: Mapping[str, Any], env: Mapping[str, str]) -> None:
+        self._file = _flatten(file_values)
+        self._env = {
+            k[len(ENV_PREFIX):].lower(): v for k, v in env.items() if k.startswith(ENV_PREFIX)
+        }
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        path = path or env.get(f"{ENV_PREFIX}CONFIG")
+        values: dict[str, Any] = {}
+        if path:
+            try:
+                with open(path, "rb") as f:
+                    values = tomllib.load(f)
+            except OSError as exc:
+                raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"invalid configuration file {path}: {exc}") from exc
+        return cls(values, env)
+
+    def _raw(self, key: str) -> Any:
+        if key in self._env:
+            return self._env[key]
+        return self._file.get(key)
+
+    def has(self, key: str) -> bool:
+        return key in self._env or key in self._file
+
+    def str(self, key: str, default: str) -> str:
+        value = self._raw(key)
+        return default if value is None else str(value)
+
+    def optional_str(self, key: str) -> str | None:
+        value = self._raw(key)
+        return None if value in (None, "") else str(value)
+
+    def int(self, key: str, default: int) -> int:
+        value = self._raw(key)
+        if value is None:
+            return default
+        try:
+            return int(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"setting {key}: expected an integer, got {value!r}") from exc
+
+    def float(self, key: str, default: float) -> float:
+        value = self._raw(key)
+        if value is None:
+            return default
+        try:
+            return float(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"setting {key}: expected a number, got {value!r}") from exc
+
+    def bool(self, key: str, default: bool) -> bool:
+        value = self._raw(key)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"setting {key}: expected true or false, got {value!r}")
+
+    def list(self, key: str, default: list[str]) -> list[str]:
+        value = self._raw(key)
+        if value is None:
+            return list(default)
+        if isinstance(value, list):
+            return [str(v) for v in value]
+        return [part.strip() for part in str(value).split(",") if part.strip()]
+
+    @property
+    def database_url(self) -> str:
+        return self.str("database_url", DEFAULT_DATABASE_URL)
+
+
+def parse_hostport(text: str, default_port: int) -> tuple[str, int]:
+    """'127.0.0.1:53', '[::1]:53', '::1' or 'host' into (host, port)."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    else:
+        host, port = text, ""
+    if not host:
+        raise ConfigError(f"invalid address {text!r}: no host")
+    try:
+        number = int(port) if port else default_port
+    except ValueError as exc:
+        raise ConfigError(f"invalid address {text!r}: bad port") from exc
+    if not 0 <= number <= 65535:
+        raise ConfigError(f"invalid address {text!r}: port out of range")
+    return host, number

@@ -1,0 +1,74 @@
+"""Wiring for `zonehost serve`: one process, every service, one store."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client import start_http_server
+
+from storage import zones as store
+from storage.db import Database
+from storage.dnsdata import masterfile, zone_origin
+from storage.zones import OPERATOR
+from zonehost.config import Settings, parse_hostport
+from zonehost.runtime import open_database
+
+log = logging.getLogger(__name__)
+
+DEMO_ZONE = Path(__file__).parent / "demo" / "demo.test.zone"
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    dns: tuple[tuple[str, int], ...]
+    http: tuple[str, int]
+    smtp: tuple[str, int]
+    metrics: tuple[str, int]
+    demo: bool
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, dns: list[str] | None, http: str | None, smtp: str | None,
+        metrics: str | None, demo: bool,
+    ) -> ServeOptions:
+        dns_listen = dns or settings.list("dns_listen", ["127.0.0.1:5300"])
+        return cls(
+            dns=tuple(parse_hostport(a, 53) for a in dns_listen),
+            http=parse_hostport(http or settings.str("http_listen", "127.0.0.1:8053"), 80),
+            smtp=parse_hostport(smtp or settings.str("smtp_listen", "127.0.0.1:2525"), 25),
+            metrics=parse_hostport(
+                metrics or settings.str("metrics_listen", "127.0.0.1:9153"), 9153
+            ),
+            demo=demo and settings.bool("demo_zone", True),
+        )
+
+
+async def load_demo_zone(db: Database) -> None:
+    """Import the demo zone into an empty store, so `dig` answers at once."""
+    async with db.write() as session:
+        if await store.list_zones(session):
+            return
+        origin = zone_origin("demo.test")
+        content = masterfile.from_text(DEMO_ZONE.read_text(), origin)
+        await store.replace_zone(session, content, OPERATOR)
+    log.info("loaded the demo zone demo.test.")
+
+
+async def run_serve(settings: Settings, options: ServeOptions) -> None:
+    db = await open_database(settings, migrate=True)
+    try:
+        if options.demo:
+            await load_demo_zone(db)
+        start_http_server(options.metrics[1], addr=options.metrics[0])
+        log.info("metrics on http://%s:%d/metrics", *options.metrics)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await db.close()
