@@ -1,0 +1,56 @@
+"""Send every query of a corpus to two servers and collect the differences."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .compare import Difference, compare
+from .corpus import Query
+from .send import Endpoint, Exchange, exchange
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    query: Query
+    left: Exchange
+    right: Exchange
+    differences: tuple[Difference, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    left: str
+    right: str
+    outcomes: tuple[Outcome, ...]
+
+    @property
+    def differences(self) -> list[Difference]:
+        return [d for o in self.outcomes for d in o.differences]
+
+    @property
+    def failures(self) -> list[Difference]:
+        return [d for d in self.differences if d.fails]
+
+
+def run(
+    queries: Sequence[Query],
+    left: Endpoint,
+    right: Endpoint,
+    *,
+    timeout_s: float = 2.0,
+    workers: int = 8,
+) -> RunResult:
+    def one(query: Query) -> Outcome:
+        a = exchange(query, left, timeout_s)
+        b = exchange(query, right, timeout_s)
+        # A lost UDP datagram is not a finding: ask once more before comparing.
+        if (a.error == "timeout") != (b.error == "timeout"):
+            a = exchange(query, left, timeout_s) if a.error == "timeout" else a
+            b = exchange(query, right, timeout_s) if b.error == "timeout" else b
+        return Outcome(query, a, b, tuple(compare(query, left.name, a, right.name, b)))
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        outcomes = tuple(pool.map(one, queries))
+    return RunResult(left=left.name, right=right.name, outcomes=outcomes)

@@ -1,0 +1,110 @@
+"""Differential tests: the same zones and queries against two servers, every answer compared.
+
+Corpora: ``../shared/conformance/*/`` (beside the checkout) and ``tests/corpus/*/`` (ours).
+NSD against Knot DNS proves the harness and the ambiguity marks; zonehost, loaded through
+its real path (fresh database, ``zonehost zone import-dir``, ``zonehost nameserver``), is
+then compared with NSD. Hard differences fail; soft and marked ones are reported only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.dnsdiff import RunResult, load_corpus, render, run, summary
+from tests.refservers import RunningServer, ServerUnavailable, knot_server, nsd_server
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+CONFORMANCE = REPO_ROOT.parent / "shared" / "conformance"
+OWN_CORPORA = REPO_ROOT / "tests" / "corpus"
+MIN_QUERIES = 200  # issue 3, "Done when"
+
+
+def _dirs(root: Path) -> list[Path]:
+    return sorted(p.parent for p in root.glob("*/queries.txt"))
+
+
+def _corpus_params() -> list[object]:
+    params: list[object] = []
+    if not _dirs(CONFORMANCE):
+        reason = f"shared conformance corpus not found at {CONFORMANCE}"
+        params.append(pytest.param(CONFORMANCE, id="conformance", marks=pytest.mark.skip(reason)))
+    params += [pytest.param(p, id=p.name) for p in _dirs(CONFORMANCE) + _dirs(OWN_CORPORA)]
+    return params
+
+
+class References:
+    """NSD and Knot started once per corpus for the whole module."""
+
+    def __init__(self, stack: ExitStack, tmp: pytest.TempPathFactory) -> None:
+        self._stack = stack
+        self._tmp = tmp
+        self._running: dict[tuple[str, Path], RunningServer] = {}
+
+    def get(self, kind: str, corpus_dir: Path) -> RunningServer:
+        key = (kind, corpus_dir)
+        if key not in self._running:
+            start = {"nsd": nsd_server, "knot": knot_server}[kind]
+            workdir = self._tmp.mktemp(f"{kind}-{corpus_dir.name}")
+            try:
+                self._running[key] = self._stack.enter_context(start(corpus_dir, workdir))
+            except ServerUnavailable as exc:
+                pytest.skip(str(exc))
+        return self._running[key]
+
+
+@pytest.fixture(scope="module")
+def references(tmp_path_factory: pytest.TempPathFactory) -> Iterator[References]:
+    with ExitStack() as stack:
+        yield References(stack, tmp_path_factory)
+
+
+def _assert_no_hard_differences(result: RunResult) -> None:
+    assert not result.failures, render(result)
+
+
+def test_corpora_are_big_enough_and_use_every_flag() -> None:
+    own = [load_corpus(p) for p in _dirs(OWN_CORPORA)]
+    shared = [load_corpus(p) for p in _dirs(CONFORMANCE)]
+    assert own, f"no corpus under {OWN_CORPORA}"
+    total = sum(len(c.queries) for c in own + shared)
+    if not shared:
+        pytest.skip(f"shared conformance corpus not found at {CONFORMANCE}; ours has {total}")
+    assert total >= MIN_QUERIES
+    queries = [q for c in own for q in c.queries]
+    used = {
+        "tcp": any(q.tcp for q in queries),
+        "noedns": any(not q.edns for q in queries),
+        "bufsize": any(q.payload != 1232 for q in queries),
+        "do": any(q.do for q in queries),
+        "ednsver": any(q.edns_version for q in queries),
+        "ednsopt": any(q.options for q in queries),
+        "class": any(q.rdclass != 1 for q in queries),
+        "rd": any(q.rd for q in queries),
+        "cd": any(q.cd for q in queries),
+        "ad": any(q.ad for q in queries),
+        "opcode": any(q.opcode != 0 for q in queries),
+        "axfr": any(q.axfr for q in queries),
+        "0x20": any(q.qname != q.qname.lower() for q in queries),
+    }
+    assert all(used.values()), (
+        f"flags no query of ours uses: {[k for k, v in used.items() if not v]}"
+    )
+
+
+@pytest.mark.parametrize("corpus_dir", _corpus_params())
+def test_nsd_and_knot_agree(corpus_dir: Path, references: References) -> None:
+    """The harness on two trusted servers: only marked, RFC-permitted differences."""
+    corpus = load_corpus(corpus_dir)
+    nsd = references.get("nsd", corpus_dir)
+    knot = references.get("knot", corpus_dir)
+    result = run(corpus.queries, nsd, knot)
+    print(summary(result))
+    _assert_no_hard_differences(result)
+    # Every query got an answer from both: the servers really served the corpus.
+    silent = [o.query.source for o in result.outcomes if not (o.left.wires and o.right.wires)]
+    assert not silent, f"no answer to: {silent}"
