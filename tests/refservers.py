@@ -1,20 +1,25 @@
-"""Reference DNS servers (NSD, Knot DNS) on ephemeral loopback ports, for differential tests.
+"""DNS servers on ephemeral loopback ports for differential tests: the references (NSD,
+Knot DNS) and the server under test (zonehost, through its real command line).
 
 Each server gets its own configuration, state and zone copies in a temporary folder, serves
 every ``<origin>.zone`` file of a folder, is waited for until it answers SOA for each zone,
-and is stopped afterwards. A missing binary raises ``ServerUnavailable`` (tests skip on it).
+and is stopped afterwards. A missing binary (or zonehost command) raises
+``ServerUnavailable``, on which tests skip. NSD runs with ``minimal-responses: yes``: its
+default adds the apex NS RRset to every positive answer, which Knot (and RFC 1034) do not.
 Both run as the current user (root here): NSD with ``username: ""``, Knot with
 ``user: <user>:<group>`` of the current process, so neither tries to drop privileges or chroot.
 """
 
 from __future__ import annotations
 
+import functools
 import grp
 import os
 import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -45,8 +50,14 @@ class RunningServer:
     name: str
     host: str
     port: int
-    pid: int
+    process: subprocess.Popen[bytes]
     log_path: Path
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        return _tail(self.log_path, lines)
 
 
 def find_binary(name: str) -> str:
@@ -137,15 +148,23 @@ def _copy_zones(zone_dir: Path, workdir: Path) -> dict[str, Path]:
 
 @contextmanager
 def _supervised(
-    name: str, argv: list[str], port: int, origins: Sequence[str], log_path: Path
+    name: str,
+    argv: list[str],
+    port: int,
+    origins: Sequence[str],
+    log_path: Path,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout_s: float = START_TIMEOUT_S,
 ) -> Iterator[RunningServer]:
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=cwd
         )
     try:
-        wait_for_zones(HOST, port, origins, proc, log_path)
-        yield RunningServer(name=name, host=HOST, port=port, pid=proc.pid, log_path=log_path)
+        wait_for_zones(HOST, port, origins, proc, log_path, timeout_s)
+        yield RunningServer(name=name, host=HOST, port=port, process=proc, log_path=log_path)
     finally:
         stop(proc)
 
@@ -251,3 +270,77 @@ def knot_server(zone_dir: Path, workdir: Path) -> Iterator[RunningServer]:
     log_path = workdir / "knot.log"
     with _supervised("knot", [binary, "-c", str(conf)], port, list(zones), log_path) as s:
         yield s
+
+
+ZONEHOST_CLI = [sys.executable, "-m", "zonehost"]
+ZONEHOST_START_TIMEOUT_S = 60.0
+ZONEHOST_COMMAND_TIMEOUT_S = 300.0
+
+
+@functools.cache
+def zonehost_missing(*commands: tuple[str, ...]) -> str | None:
+    """Why the zonehost CLI cannot run these sub-commands yet, or None if it can."""
+    for command in commands:
+        try:
+            done = subprocess.run(
+                [*ZONEHOST_CLI, *command, "--help"],
+                check=False,
+                capture_output=True,
+                timeout=60,
+                text=True,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"`zonehost {' '.join(command)}` does not run: {exc}"
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+            what = "does not exist yet" if "invalid choice" in last else "does not run yet"
+            return f"`zonehost {' '.join(command)}` {what}: {last}"
+    return None
+
+
+def zonehost_command(args: Sequence[str], env: dict[str, str], cwd: Path) -> str:
+    """Run one `zonehost` command to completion; its output, or ServerFailed with it."""
+    done = subprocess.run(
+        [*ZONEHOST_CLI, *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=ZONEHOST_COMMAND_TIMEOUT_S,
+    )
+    if done.returncode != 0:
+        raise ServerFailed(
+            f"`zonehost {' '.join(args)}` exited with {done.returncode}:\n"
+            f"{done.stdout[-3000:]}{done.stderr[-3000:]}"
+        )
+    return done.stdout
+
+
+@contextmanager
+def zonehost_server(zone_dir: Path, workdir: Path, env: dict[str, str]) -> Iterator[RunningServer]:
+    """zonehost's nameserver, the real way: `db upgrade`, `zone import-dir`, `nameserver`.
+
+    `env` carries ZONEHOST_DATABASE_URL (a fresh database) and any other settings.
+    """
+    missing = zonehost_missing(("db", "upgrade"), ("zone", "import-dir"), ("nameserver",))
+    if missing is not None:
+        raise ServerUnavailable(missing)
+    workdir.mkdir(parents=True, exist_ok=True)
+    zones = _copy_zones(zone_dir, workdir)
+    zonehost_command(["db", "upgrade"], env, workdir)
+    zonehost_command(["zone", "import-dir", str(workdir / "zones")], env, workdir)
+    port = free_port()
+    argv = [*ZONEHOST_CLI, "nameserver", "--listen", f"{HOST}:{port}"]
+    log_path = workdir / "zonehost.log"
+    with _supervised(
+        "zonehost",
+        argv,
+        port,
+        list(zones),
+        log_path,
+        env=env,
+        cwd=workdir,
+        timeout_s=ZONEHOST_START_TIMEOUT_S,
+    ) as server:
+        yield server
