@@ -1,0 +1,1 @@
+"""Tests of the billing package (pure), and helpers shared by billing tests."""
