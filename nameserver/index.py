@@ -1,0 +1,419 @@
+"""The in-memory zones: immutable snapshots swapped by assignment.
+
+A `Zone` maps every owner name (lower-case wire) to its node, a tuple of
+`PreparedRRset`s; empty non-terminals are present as empty tuples, so the
+closest encloser of a missing name is found by stripping labels until a key
+matches. `ZoneIndex` maps origins to zones. `ZoneTable` holds the current
+index and is what the feed follower updates: each of its methods builds a
+new `Zone`/`ZoneIndex` aside and publishes it with one assignment, so a
+query running on the event loop always sees one consistent snapshot and
+never waits for a reload.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import dns.name
+
+from nameserver.rrwire import (
+    DNAME,
+    NS,
+    SOA,
+    PreparedRRset,
+    parent,
+    prepare_rrset,
+    soa_minimum,
+)
+log = logging.getLogger(__name__)
+
+
+class StoredRRset(Protocol):
+    """What the index reads from an RRset (storage.snapshot.StoredRRset has it)."""
+
+    @property
+    def name(self) -> str: ...  # absolute, lower case, trailing dot
+    @property
+    def rdtype(self) -> int: ...
+    @property
+    def ttl(self) -> int: ...
+    @property
+    def rdatas(self) -> tuple[bytes, ...]: ...  # uncompressed wire rdata
+
+
+class ZoneSnapshot(Protocol):
+    """What the index reads from a zone (storage.snapshot.ZoneSnapshot has it)."""
+
+    @property
+    def zone_id(self) -> int: ...
+    @property
+    def origin(self) -> str: ...
+    @property
+    def serial(self) -> int: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def rrsets(self) -> Sequence[StoredRRset]: ...
+
+Node = tuple[PreparedRRset, ...]
+EMPTY: Node = ()
+WILDCARD_LABEL = b"\x01*"
+
+
+class ZoneIndexError(Exception):
+    """Base class of index errors."""
+
+
+class InvalidZone(ZoneIndexError):
+    """The zone has no SOA at its apex."""
+
+
+class ZoneNotFound(ZoneIndexError, KeyError):
+    """No zone with that origin is loaded."""
+
+
+def name_to_wire(text: str) -> bytes:
+    """Lower-case wire form of an absolute name in presentation format."""
+    if "\\" in text or text == ".":
+        wire: bytes = dns.name.from_text(text).to_wire()  # type: ignore[assignment]
+        return wire.lower()
+    labels = text.lower().rstrip(".").split(".")
+    out = bytearray()
+    for label in labels:
+        raw = label.encode("ascii")
+        if not 0 < len(raw) < 64:
+            raise InvalidZone(f"bad label in {text!r}")
+        out.append(len(raw))
+        out += raw
+    out.append(0)
+    if len(out) > 255:
+        raise InvalidZone(f"name too long: {text!r}")
+    return bytes(out)
+
+
+def is_subdomain(name: bytes, ancestor: bytes) -> bool:
+    """True if `name` is `ancestor` or below it (label-aligned)."""
+    if not name.endswith(ancestor):
+        return False
+    cut = len(name) - len(ancestor)
+    pos = 0
+    while pos < cut:
+        pos += name[pos] + 1
+    return pos == cut
+
+
+def find_rrset(node: Node, rdtype: int) -> PreparedRRset | None:
+    for rrset in node:
+        if rrset.rdtype == rdtype:
+            return rrset
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """Where a name falls in a zone (RFC 1034 4.3.2 step 3)."""
+
+    node: Node | None  # the exact node, or None if the name does not exist
+    closest_encloser: bytes
+    cut: bytes | None  # highest delegation point at or above the name, if any
+    dname: bytes | None  # highest DNAME owner strictly above the name, if any
+
+    def wildcard_name(self) -> bytes:
+        return WILDCARD_LABEL + self.closest_encloser
+
+
+@dataclass(frozen=True, slots=True)
+class Zone:
+    zone_id: int
+    origin: bytes  # lower-case wire
+    origin_text: str
+    serial: int
+    active: bool
+    nodes: dict[bytes, Node]  # never mutated once the zone is published
+    cuts: frozenset[bytes]  # names below the apex that own NS
+    dnames: frozenset[bytes]  # names that own a DNAME
+    soa: PreparedRRset
+    negative_soa: PreparedRRset  # TTL = min(SOA TTL, MINIMUM), RFC 2308 section 3
+    record_count: int
+
+    def lookup(self, name: bytes) -> Lookup:
+        nodes = self.nodes
+        node = nodes.get(name)
+        encloser = name
+        if node is None:
+            encloser = parent(name)
+            while encloser not in nodes:
+                encloser = parent(encloser)
+        if not self.cuts and not self.dnames:
+            return Lookup(node, encloser, None, None)
+        cut = dname = None
+        origin_len = len(self.origin)
+        walk = encloser
+        while True:
+            # Walking up: the last match seen is the highest, which wins.
+            if walk in self.dnames and walk != name:
+                dname, cut = walk, None
+            if len(walk) == origin_len:
+                break
+            if walk in self.cuts:
+                cut, dname = walk, None
+            walk = parent(walk)
+        return Lookup(node, encloser, cut, dname)
+
+    def with_rrset_changes(
+        self,
+        serial: int,
+        changed: Iterable[StoredRRset],
+        deleted: Iterable[tuple[str, int]],
+    ) -> Zone:
+        """A new zone with some RRsets replaced or removed; this one is untouched."""
+        nodes = dict(self.nodes)
+        count = self.record_count
+        touched: set[bytes] = set()
+        for name_text, rdtype in deleted:
+            name = name_to_wire(name_text)
+            old = nodes.get(name)
+            if old is None or not is_subdomain(name, self.origin):
+                continue
+            kept = tuple(rs for rs in old if rs.rdtype != rdtype)
+            count -= sum(rs.count for rs in old if rs.rdtype == rdtype)
+            nodes[name] = kept
+            touched.add(name)
+        for stored in changed:
+            name = name_to_wire(stored.name)
+            if not is_subdomain(name, self.origin):
+                log.warning("zone=%s ignoring out-of-zone rrset %s", self.origin_text, stored.name)
+                continue
+            old = nodes.get(name, EMPTY)
+            count -= sum(rs.count for rs in old if rs.rdtype == stored.rdtype)
+            rest = tuple(rs for rs in old if rs.rdtype != stored.rdtype)
+            if stored.rdatas:
+                rrset = prepare_rrset(stored.rdtype, stored.ttl, stored.rdatas)
+                nodes[name] = _ordered(rest + (rrset,))
+                count += rrset.count
+                _add_ancestors(nodes, name, self.origin)
+            else:
+                nodes[name] = rest
+            touched.add(name)
+        _prune_empty(nodes, touched, self.origin)
+        cuts, dnames = set(self.cuts), set(self.dnames)
+        for name in touched:
+            node = nodes.get(name, EMPTY)
+            _mark(cuts, name, name != self.origin and find_rrset(node, NS) is not None)
+            _mark(dnames, name, find_rrset(node, DNAME) is not None)
+        return _finish(
+            self.zone_id, self.origin, self.origin_text, serial, self.active, nodes, count,
+            frozenset(cuts), frozenset(dnames),
+        )
+
+    def with_active(self, active: bool) -> Zone:
+        return _finish(
+            self.zone_id, self.origin, self.origin_text, self.serial, active,
+            self.nodes, self.record_count, self.cuts, self.dnames,
+        )
+
+
+def _mark(names: set[bytes], name: bytes, present: bool) -> None:
+    if present:
+        names.add(name)
+    else:
+        names.discard(name)
+
+
+def _ordered(node: Node) -> Node:
+    return tuple(sorted(node, key=lambda rs: rs.rdtype))
+
+
+def _add_ancestors(nodes: dict[bytes, Node], name: bytes, origin: bytes) -> None:
+    olen = len(origin)
+    up = name
+    while len(up) > olen:
+        up = parent(up)
+        if up in nodes:
+            return
+        nodes[up] = EMPTY
+
+
+def _prune_empty(nodes: dict[bytes, Node], names: set[bytes], origin: bytes) -> None:
+    """Drop nodes left empty that have no descendants (they are no longer ENTs)."""
+    for name in names:
+        while name != origin and nodes.get(name) == EMPTY:
+            if any(k != name and is_subdomain(k, name) for k in nodes):
+                break
+            del nodes[name]
+            name = parent(name)
+
+
+def _finish(
+    zone_id: int,
+    origin: bytes,
+    origin_text: str,
+    serial: int,
+    active: bool,
+    nodes: dict[bytes, Node],
+    record_count: int,
+    cuts: frozenset[bytes],
+    dnames: frozenset[bytes],
+) -> Zone:
+    apex = nodes.get(origin, EMPTY)
+    soa = find_rrset(apex, SOA)
+    if soa is None:
+        raise InvalidZone(f"zone {origin_text} has no SOA at its apex")
+    negative_ttl = min(soa.ttl, soa_minimum(soa))
+    negative = soa if negative_ttl == soa.ttl else prepare_rrset(
+        SOA, negative_ttl, (_soa_rdata(soa),)
+    )
+    return Zone(
+        zone_id, origin, origin_text, serial, active, nodes, cuts, dnames, soa, negative,
+        record_count,
+    )
+
+
+def _soa_rdata(soa: PreparedRRset) -> bytes:
+    rec = soa.compressed[0]
+    return rec.head + b"".join(rec.names) + rec.tail
+
+
+def build_zone(snapshot: ZoneSnapshot) -> Zone:
+    """Index one zone snapshot (every RRset prepared for the wire)."""
+    origin = name_to_wire(snapshot.origin)
+    olen = len(origin)
+    grouped: dict[bytes, list[PreparedRRset]] = {}
+    count = 0
+    cuts: set[bytes] = set()
+    dnames: set[bytes] = set()
+    for stored in snapshot.rrsets:
+        if not stored.rdatas:
+            continue
+        name = name_to_wire(stored.name)
+        if not name.endswith(origin) or (len(name) > olen and not is_subdomain(name, origin)):
+            log.warning("zone=%s ignoring out-of-zone rrset %s", snapshot.origin, stored.name)
+            continue
+        rrset = prepare_rrset(stored.rdtype, stored.ttl, stored.rdatas)
+        count += rrset.count
+        if stored.rdtype == NS and name != origin:
+            cuts.add(name)
+        elif stored.rdtype == DNAME:
+            dnames.add(name)
+        bucket = grouped.get(name)
+        if bucket is None:
+            grouped[name] = [rrset]
+        else:
+            bucket.append(rrset)
+    nodes: dict[bytes, Node] = {}
+    for name, rrsets in grouped.items():
+        nodes[name] = tuple(rrsets) if len(rrsets) == 1 else _ordered(tuple(rrsets))
+    for name in grouped:
+        _add_ancestors(nodes, name, origin)
+    return _finish(
+        snapshot.zone_id, origin, snapshot.origin, snapshot.serial, snapshot.active, nodes,
+        count, frozenset(cuts), frozenset(dnames),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneIndex:
+    """Every loaded zone, by origin; replaced whole, never changed in place."""
+
+    zones: dict[bytes, Zone]
+
+    def find_zone(self, name: bytes, ds: bool = False) -> Zone | None:
+        """The most specific zone containing `name`. With `ds`, a zone's apex
+        belongs to the parent zone when that is loaded too (DS lives there)."""
+        zones = self.zones
+        pos = 0
+        while True:
+            zone = zones.get(name[pos:] if pos else name)
+            if zone is not None:
+                if ds and pos == 0 and name[0]:
+                    parent_zone = self.find_zone(parent(name))
+                    if parent_zone is not None:
+                        return parent_zone
+                return zone
+            if not name[pos]:
+                return None
+            pos += name[pos] + 1
+
+    def lookup(self, qname: bytes) -> tuple[Zone, Lookup] | None:
+        zone = self.find_zone(qname)
+        if zone is None:
+            return None
+        return zone, zone.lookup(qname)
+
+    @property
+    def record_count(self) -> int:
+        return sum(z.record_count for z in self.zones.values())
+
+
+class ZoneTable:
+    """The published `ZoneIndex` and the only way to change it.
+
+    Every method runs synchronously on the event loop between two queries,
+    builds what changes aside, and publishes it in one assignment; `version`
+    goes up on every change so response caches know to drop their entries.
+    """
+
+    def __init__(self, zones: Iterable[Zone] = ()) -> None:
+        self.index = ZoneIndex({z.origin: z for z in zones})
+        self.version = 0
+
+    @classmethod
+    def from_snapshots(cls, snapshots: Iterable[ZoneSnapshot]) -> ZoneTable:
+        return cls(build_zone(s) for s in snapshots)
+
+    def _publish(self, zones: dict[bytes, Zone]) -> None:
+        self.index = ZoneIndex(zones)
+        self.version += 1
+
+    def get(self, origin: str) -> Zone | None:
+        return self.index.zones.get(name_to_wire(origin))
+
+    def replace_zone(self, snapshot: ZoneSnapshot) -> Zone:
+        """Load (or reload) a whole zone from its snapshot."""
+        zone = build_zone(snapshot)
+        zones = dict(self.index.zones)
+        zones[zone.origin] = zone
+        self._publish(zones)
+        return zone
+
+    def remove_zone(self, origin: str) -> bool:
+        """Stop serving a zone; False if it was not loaded."""
+        key = name_to_wire(origin)
+        if key not in self.index.zones:
+            return False
+        zones = dict(self.index.zones)
+        del zones[key]
+        self._publish(zones)
+        return True
+
+    def set_active(self, origin: str, active: bool) -> None:
+        """Suspend (REFUSED) or resume a zone without reloading its data."""
+        zone = self._find(origin)
+        zones = dict(self.index.zones)
+        zones[zone.origin] = zone.with_active(active)
+        self._publish(zones)
+
+    def apply_rrsets(
+        self,
+        origin: str,
+        serial: int,
+        changed: Sequence[StoredRRset],
+        deleted: Sequence[tuple[str, int]],
+    ) -> Zone:
+        """Replace the RRsets in `changed` (an empty `rdatas` deletes) and delete
+        the (name, rdtype) pairs in `deleted`, without rebuilding the zone.
+        Raises `ZoneNotFound` if the zone is not loaded (load it whole instead)."""
+        zone = self._find(origin).with_rrset_changes(serial, changed, deleted)
+        zones = dict(self.index.zones)
+        zones[zone.origin] = zone
+        self._publish(zones)
+        return zone
+
+    def _find(self, origin: str) -> Zone:
+        zone = self.index.zones.get(name_to_wire(origin))
+        if zone is None:
+            raise ZoneNotFound(origin)
+        return zone

@@ -1,0 +1,234 @@
+"""Bytes in, bytes out: everything between the transports and the engine.
+
+The fast path is a dict lookup: a reply depends only on the query's bytes
+after the ID (flags, question as sent, EDNS), so a prepared reply is kept
+under `query[2:]` and served as `query[:2] + reply[2:]`. Replies are cached
+only when nothing else went into them (no cookie, no TSIG, no error);
+entries live in two generations (a full young generation becomes the old
+one), and all of them are dropped when the zone table changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from nameserver.answer import Chaos, answer
+from nameserver.cookies import CookieJar
+from nameserver.index import ZoneTable
+from nameserver.message import COOKIE_OPTION, TC, Answer, Opcode, Outcome, Query, Rcode
+from nameserver.metrics import NameserverMetrics, StatKey
+from nameserver.options import NameserverOptions
+from nameserver.rrl import Action, RateLimiter
+from nameserver.rrwire import AXFR, IXFR, prepare_rrset
+from nameserver.wire import BadQuery, Unanswerable, header_only, parse_query, render, udp_limit
+
+log = logging.getLogger(__name__)
+
+TCP_LIMIT = 65535
+Peer = tuple[str, int]
+
+
+class TransferHandler(Protocol):
+    """Answers AXFR/IXFR over TCP (nameserver/xfr.py); `send` queues one message."""
+
+    def transfer(self, query: Query, peer: Peer, send: Callable[[bytes], None]) -> Awaitable[None]:
+        ...
+
+
+class NotifyHandler(Protocol):
+    """Answers NOTIFY (nameserver/notify.py); returns the reply or None to drop."""
+
+    def notify(self, query: Query, peer: Peer) -> bytes | None:
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRequest:
+    query: Query
+
+
+# A cached reply: (reply without its ID, statistics key, RRL kind, RRL name,
+# end of the question in the query).
+_Entry = tuple[bytes, StatKey, str, bytes, int]
+
+
+def _chaos(options: NameserverOptions) -> Chaos | None:
+    texts: dict[bytes, str] = {}
+    if options.version is not None:
+        texts[b"\x07version\x04bind\x00"] = options.version
+        texts[b"\x07version\x06server\x00"] = options.version
+    if options.identity is not None:
+        texts[b"\x02id\x06server\x00"] = options.identity
+        texts[b"\x08hostname\x04bind\x00"] = options.identity
+    if not texts:
+        return None
+    rrsets = {}
+    for name, text in texts.items():
+        raw = text.encode("utf-8")[:255]
+        rrset = prepare_rrset(16, 0, (bytes([len(raw)]) + raw,))
+        # class CH: patch the CLASS field of the prepared record
+        record = rrset.records[0]
+        rrsets[name] = dataclasses.replace(rrset, records=(record[:2] + b"\x00\x03" + record[4:],))
+    return Chaos(rrsets)
+
+
+def _rrl_kind(ans: Answer) -> tuple[str, bool]:
+    """RRL class of an answer, and whether its name is the query name (else the zone)."""
+    outcome = ans.outcome
+    if outcome is Outcome.ANSWER:
+        return "answer", True
+    if outcome is Outcome.NODATA:
+        return "nodata", True
+    return outcome.value, False
+
+
+class Responder:
+    def __init__(
+        self,
+        table: ZoneTable,
+        options: NameserverOptions | None = None,
+        metrics: NameserverMetrics | None = None,
+        notify: NotifyHandler | None = None,
+        transfers: TransferHandler | None = None,
+    ) -> None:
+        self.table = table
+        self.options = options or NameserverOptions()
+        self.metrics = metrics or NameserverMetrics()
+        self.notify_handler = notify
+        self.transfers = transfers
+        self.cookies = CookieJar() if self.options.cookies else None
+        self.rrl = RateLimiter(self.options.rrl) if self.options.rrl else None
+        self._chaos = _chaos(self.options)
+        self._version = -1
+        self._young: dict[str, dict[bytes, _Entry]] = {"udp": {}, "tcp": {}}
+        self._old: dict[str, dict[bytes, _Entry]] = {"udp": {}, "tcp": {}}
+
+    # -- caches -----------------------------------------------------------
+    def _check_version(self) -> None:
+        if self.table.version != self._version:
+            self._version = self.table.version
+            for caches in (self._young, self._old):
+                for cache in caches.values():
+                    cache.clear()
+
+    def _remember(self, transport: str, key: bytes, entry: _Entry) -> None:
+        young = self._young[transport]
+        if len(young) >= self.options.cache_entries // 2:
+            self._old[transport] = young
+            young = self._young[transport] = {}
+        young[key] = entry
+
+    # -- entry points -----------------------------------------------------
+    def udp(self, data: bytes, peer: Peer) -> bytes | None:
+        """The reply to one UDP datagram, or None to send nothing."""
+        if self.table.version != self._version:
+            self._check_version()
+        key = data[2:]
+        entry = self._young["udp"].get(key)
+        if entry is None:
+            entry = self._old["udp"].get(key)
+            if entry is None:
+                reply = self._slow(data, peer, "udp")
+                return None if isinstance(reply, TransferRequest) else reply
+            self._young["udp"][key] = entry
+        self.metrics.hits[entry[1]] += 1
+        if self.rrl is not None:
+            return self._limited(data, peer, entry, data[:2] + entry[0])
+        return data[:2] + entry[0]
+
+    def tcp(self, data: bytes, peer: Peer) -> bytes | TransferRequest | None:
+        """The reply to one TCP message, a transfer to run, or None."""
+        if self.table.version != self._version:
+            self._check_version()
+        key = data[2:]
+        entry = self._young["tcp"].get(key) or self._old["tcp"].get(key)
+        if entry is not None:
+            self.metrics.hits[entry[1]] += 1
+            return data[:2] + entry[0]
+        return self._slow(data, peer, "tcp")
+
+    # -- the full path ----------------------------------------------------
+    def _slow(self, data: bytes, peer: Peer, transport: str) -> bytes | TransferRequest | None:
+        try:
+            query = parse_query(data)
+        except Unanswerable:
+            self.metrics.dropped["unanswerable"] += 1
+            return None
+        except BadQuery as bad:
+            self.metrics.hits[(transport, "", 0, bad.rcode)] += 1
+            return bad.reply
+        try:
+            return self._answer(query, data, peer, transport)
+        except Exception:  # one bad query must never take the server down
+            log.exception("internal error answering qname=%r qtype=%s", query.qname, query.qtype)
+            self.metrics.hits[(transport, "", query.qtype, Rcode.SERVFAIL)] += 1
+            return header_only(data, Rcode.SERVFAIL)
+
+    def _answer(
+        self, query: Query, data: bytes, peer: Peer, transport: str
+    ) -> bytes | TransferRequest | None:
+        if query.opcode == Opcode.NOTIFY:
+            if self.notify_handler is not None:
+                return self.notify_handler.notify(query, peer)
+            return header_only(data, Rcode.REFUSED)
+        qtype = query.qtype
+        if (qtype == AXFR or qtype == IXFR) and query.qclass == 1:
+            if transport == "tcp" and self.transfers is not None:
+                return TransferRequest(query)
+            if qtype == AXFR and transport == "udp":
+                notimp = Answer(Outcome.NOTIMP, Rcode.NOTIMP, False)  # RFC 5936 4.2
+                return render(notimp, query, udp_limit(query, self.options.udp_payload))
+        edns = query.edns
+        cookie_valid = False
+        ans: Answer | None = None
+        options: tuple[tuple[int, bytes], ...] = ()
+        if edns is not None and edns.cookie is not None and self.cookies is not None:
+            check = self.cookies.check(edns.cookie, _packed(peer[0]))
+            cookie_valid = check.valid
+            options = ((COOKIE_OPTION, check.reply),)
+            if self.options.require_cookie and not check.valid and transport == "udp":
+                ans = Answer(Outcome.BADCOOKIE, Rcode.BADCOOKIE, False, options=options)
+        if ans is None:
+            ans = answer(query, self.table.index, self._chaos)
+            if options:
+                ans = dataclasses.replace(ans, options=options)
+        limit = TCP_LIMIT if transport == "tcp" else udp_limit(query, self.options.udp_payload)
+        reply = render(ans, query, limit, self.options.udp_payload)
+        zone_text = self.table.index.zones[ans.zone].origin_text if ans.zone else ""
+        stat: StatKey = (transport, zone_text, qtype, ans.rcode)
+        self.metrics.hits[stat] += 1
+        if reply[2] & (TC >> 8):
+            self.metrics.truncated[transport] += 1
+        kind, by_qname = _rrl_kind(ans)
+        rrl_name = query.qname if by_qname else (ans.zone or b"")
+        question_end = 12 + len(query.question)
+        entry: _Entry = (reply[2:], stat, kind, rrl_name, question_end)
+        if not options and query.tsig_offset is None and self.options.cache_entries > 0:
+            self._remember(transport, data[2:], entry)
+        if self.rrl is not None and transport == "udp" and not cookie_valid:
+            return self._limited(data, peer, entry, reply)
+        return reply
+
+    def _limited(self, data: bytes, peer: Peer, entry: _Entry, reply: bytes) -> bytes | None:
+        assert self.rrl is not None
+        action = self.rrl.decide(peer[0], entry[2], entry[3])
+        if action is Action.SEND:
+            return reply
+        if action is Action.DROP:
+            self.metrics.dropped["rrl"] += 1
+            return None
+        # SLIP: header and question only, TC set, so the client retries on TCP
+        self.metrics.truncated["udp"] += 1
+        flags = int.from_bytes(reply[2:4], "big") | TC
+        return reply[:2] + flags.to_bytes(2, "big") + b"\x00\x01" + bytes(6) + data[12 : entry[4]]
+
+
+def _packed(ip: str) -> bytes:
+    if ":" in ip:
+        return socket.inet_pton(socket.AF_INET6, ip.split("%", 1)[0])
+    return socket.inet_aton(ip)

@@ -1,0 +1,293 @@
+"""Queries from the wire and answers to it, written by hand for speed.
+
+`parse_query` reads the header, the one question and the additional section
+(OPT, TSIG) and nothing else; it follows NSD on what is malformed:
+- shorter than a header, or QR=1: dropped (`Unanswerable`);
+- an opcode other than QUERY/NOTIFY: NOTIMP, header only;
+- RCODE set, QDCOUNT != 1, records in answer/authority (except IXFR's
+  authority SOA), compression or extended labels in the question, a name over
+  255 octets, a short question, a second OPT, an OPT not owned by the root,
+  bad option lengths, a TSIG not last, any other additional record: FORMERR,
+  header only;
+- bytes after the last counted record are ignored.
+
+`render` is the only place that decides truncation: RRsets are all or
+nothing; one that does not fit in the answer or authority section sets TC
+and ends the message there; one that does not fit in the additional section
+is left out (as NSD does).
+"""
+
+from __future__ import annotations
+
+import struct
+
+from nameserver.message import AA, QR, RD, TC, Answer, Edns, Opcode, Placed, Query, Rcode
+from nameserver.rrwire import IXFR, OPT, TSIG, PreparedRRset
+
+_HEADER = struct.Struct("!HHHHHH")
+_U16 = struct.Struct("!H")
+_RR_FIXED = struct.Struct("!HHIH")  # TYPE CLASS TTL RDLEN
+_OPT_FIXED = struct.Struct("!HHIH")
+_QFIXED = struct.Struct("!HH")
+
+MAX_NAME = 255
+UDP_MIN = 512
+
+
+class WireError(Exception):
+    """A query that cannot be answered normally."""
+
+
+class Unanswerable(WireError):
+    """The message gets no reply at all (too short for a header, or a response)."""
+
+
+class BadQuery(WireError):
+    """The message gets a header-only error reply."""
+
+    def __init__(self, rcode: Rcode, reply: bytes) -> None:
+        super().__init__(rcode.name)
+        self.rcode = rcode
+        self.reply = reply
+
+
+def header_only(data: bytes, rcode: Rcode) -> bytes:
+    """A 12-octet reply: the query's ID, opcode and RD bit, QR and `rcode`."""
+    flags = int.from_bytes(data[2:4], "big")
+    return data[:2] + _U16.pack(QR | (flags & (0x7800 | RD)) | rcode) + bytes(8)
+
+
+def _read_name(data: bytes, pos: int) -> int:
+    """Offset past a name in the additional section; backward pointers allowed."""
+    end = -1
+    seen = 0
+    n = len(data)
+    while True:
+        if pos >= n:
+            raise IndexError
+        length = data[pos]
+        if length == 0:
+            return pos + 1 if end < 0 else end
+        if length & 0xC0 == 0xC0:
+            if pos + 1 >= n:
+                raise IndexError
+            target = ((length & 0x3F) << 8) | data[pos + 1]
+            if end < 0:
+                end = pos + 2
+            if target >= pos:
+                raise ValueError("forward pointer")
+            pos = target
+            continue
+        if length > 63:
+            raise ValueError("extended label")
+        seen += length + 1
+        if seen > MAX_NAME:
+            raise ValueError("name too long")
+        pos += length + 1
+
+
+def parse_query(data: bytes) -> Query:
+    """Parse one query message. Raises `Unanswerable` or `BadQuery`."""
+    if len(data) < 12:
+        raise Unanswerable("short header")
+    qid, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(data)
+    if flags & QR:
+        raise Unanswerable("response")
+    opcode = (flags >> 11) & 0xF
+    if opcode != Opcode.QUERY and opcode != Opcode.NOTIFY:
+        raise BadQuery(Rcode.NOTIMP, header_only(data, Rcode.NOTIMP))
+    if flags & 0xF or qdcount != 1:
+        raise BadQuery(Rcode.FORMERR, header_only(data, Rcode.FORMERR))
+    # Question: uncompressed labels only (a pointer here would point back into
+    # the header, and NSD rejects it).
+    pos = 12
+    n = len(data)
+    while True:
+        if pos >= n:
+            raise BadQuery(Rcode.FORMERR, header_only(data, Rcode.FORMERR))
+        length = data[pos]
+        if length == 0:
+            pos += 1
+            break
+        if length > 63:
+            raise BadQuery(Rcode.FORMERR, header_only(data, Rcode.FORMERR))
+        pos += length + 1
+    if pos - 12 > MAX_NAME or pos + 4 > n:
+        raise BadQuery(Rcode.FORMERR, header_only(data, Rcode.FORMERR))
+    qtype, qclass = _QFIXED.unpack_from(data, pos)
+    qname = data[12:pos].lower()
+    question = data[12 : pos + 4]
+    pos += 4
+    edns: Edns | None = None
+    tsig_offset: int | None = None
+    if ancount or nscount or arcount:
+        try:
+            edns, tsig_offset = _parse_records(data, pos, ancount, nscount, arcount, qtype)
+        except (IndexError, ValueError, struct.error):
+            raise BadQuery(Rcode.FORMERR, header_only(data, Rcode.FORMERR)) from None
+    return Query(qid, flags, opcode, qname, question, qtype, qclass, edns, tsig_offset, data)
+
+
+def _parse_records(
+    data: bytes, pos: int, ancount: int, nscount: int, arcount: int, qtype: int
+) -> tuple[Edns | None, int | None]:
+    if ancount or (nscount and qtype != IXFR):
+        raise ValueError("records in answer or authority")
+    for _ in range(nscount):  # IXFR carries the client's SOA here
+        pos = _read_name(data, pos)
+        rdlen = _RR_FIXED.unpack_from(data, pos)[3]
+        pos += 10 + rdlen
+        if pos > len(data):
+            raise IndexError
+    edns: Edns | None = None
+    tsig_offset: int | None = None
+    for index in range(arcount):
+        start = pos
+        pos = _read_name(data, pos)
+        rtype, rclass, ttl, rdlen = _RR_FIXED.unpack_from(data, pos)
+        pos += 10
+        end = pos + rdlen
+        if end > len(data):
+            raise IndexError
+        if rtype == OPT:
+            if edns is not None or pos - 10 != start + 1 or data[start] != 0:
+                raise ValueError("second OPT, or OPT not owned by the root")
+            edns = _parse_opt(data, pos, end, rclass, ttl)
+        elif rtype == TSIG and index == arcount - 1:
+            tsig_offset = start
+        else:
+            raise ValueError("unexpected additional record")
+        pos = end
+    return edns, tsig_offset
+
+
+def _parse_opt(data: bytes, pos: int, end: int, payload: int, ttl: int) -> Edns:
+    options: list[tuple[int, bytes]] = []
+    cookie: bytes | None = None
+    while pos < end:
+        if pos + 4 > end:
+            raise ValueError("short option header")
+        code, length = _QFIXED.unpack_from(data, pos)
+        pos += 4
+        if pos + length > end:
+            raise ValueError("option runs past OPT")
+        value = data[pos : pos + length]
+        pos += length
+        if code == 10:  # COOKIE, RFC 7873 5.2.2: 8, or 16 to 40 octets
+            if length != 8 and not 16 <= length <= 40:
+                raise ValueError("malformed cookie")
+            if cookie is None:
+                cookie = value
+        options.append((code, value))
+    version = (ttl >> 16) & 0xFF
+    return Edns(version, payload, bool(ttl & 0x8000), tuple(options), cookie)
+
+
+def udp_limit(query: Query, server_payload: int) -> int:
+    """Largest UDP reply this query may get (RFC 6891 6.2.5)."""
+    edns = query.edns
+    if edns is None:
+        return UDP_MIN
+    return max(UDP_MIN, min(edns.payload, server_payload))
+
+
+class _Writer:
+    """A message under construction with RFC 1035 4.1.4 name compression."""
+
+    __slots__ = ("buf", "names")
+
+    def __init__(self, header: bytes, question: bytes, qname: bytes) -> None:
+        self.buf = bytearray(header)
+        self.buf += question
+        names: dict[bytes, int] = {}
+        pos = 0
+        while qname[pos]:
+            names[qname[pos:]] = 12 + pos
+            pos += qname[pos] + 1
+        self.names = names
+
+    def name(self, name: bytes) -> None:
+        buf = self.buf
+        names = self.names
+        pos = 0
+        while name[pos]:
+            suffix = name[pos:]
+            offset = names.get(suffix)
+            if offset is not None:
+                buf += name[:pos]
+                buf += _U16.pack(0xC000 | offset)
+                return
+            if len(buf) + pos < 0x4000:
+                names[suffix] = len(buf) + pos
+            pos += name[pos] + 1
+        buf += name
+
+    def rrset(self, owner: bytes, rrset: PreparedRRset) -> int:
+        """Append every record of `rrset`; returns how many."""
+        buf = self.buf
+        if rrset.records:
+            for record in rrset.records:
+                self.name(owner)
+                buf += record
+            return len(rrset.records)
+        for crec in rrset.compressed:
+            self.name(owner)
+            buf += crec.ttc
+            at = len(buf)
+            buf += b"\0\0"
+            buf += crec.head
+            for name in crec.names:
+                self.name(name)
+            buf += crec.tail
+            buf[at : at + 2] = _U16.pack(len(buf) - at - 2)
+        return len(rrset.compressed)
+
+    def section(self, items: tuple[Placed, ...], limit: int, must_fit: bool) -> tuple[int, bool]:
+        """Write whole RRsets while they fit; returns (records written, truncated)."""
+        count = 0
+        buf = self.buf
+        for owner, rrset in items:
+            mark = len(buf)
+            written = self.rrset(owner, rrset)
+            if len(buf) > limit:
+                del buf[mark:]
+                # forget names that pointed into what was cut
+                self.names = {k: v for k, v in self.names.items() if v < mark}
+                if must_fit:
+                    return count, True
+                continue
+            count += written
+        return count, False
+
+
+def _opt_record(payload: int, ext_rcode: int, do: bool, options: tuple[tuple[int, bytes], ...]) -> bytes:
+    rdata = b"".join(_QFIXED.pack(code, len(value)) + value for code, value in options)
+    ttl = (ext_rcode << 24) | (0x8000 if do else 0)
+    return b"\0" + _OPT_FIXED.pack(OPT, payload, ttl, len(rdata)) + rdata
+
+
+def render(answer: Answer, query: Query, limit: int, server_payload: int = 1232) -> bytes:
+    """The reply to `query` as wire bytes, at most `limit` octets."""
+    flags = QR | (query.flags & (0x7800 | RD)) | (answer.rcode & 0xF)
+    if answer.aa:
+        flags |= AA
+    edns = query.edns
+    opt = b""
+    if edns is not None:
+        do = edns.do and answer.rcode != Rcode.BADVERS
+        opt = _opt_record(server_payload, answer.rcode >> 4, do, answer.options)
+    header = _HEADER.pack(query.id, flags, 1, 0, 0, 0)
+    w = _Writer(header, query.question, query.qname)
+    room = limit - len(opt)
+    an, tc = w.section(answer.answer, room, True)
+    ns = ar = 0
+    if not tc:
+        ns, tc = w.section(answer.authority, room, True)
+        if not tc:
+            ar, _ = w.section(answer.additional, room, False)
+    buf = w.buf
+    if tc:
+        flags |= TC
+    struct.pack_into("!HHHHH", buf, 2, flags, 1, an, ns, ar + (1 if opt else 0))
+    buf += opt
+    return bytes(buf)

@@ -1,0 +1,60 @@
+"""Master files as zone snapshots, for the debug entry point and tests.
+
+The server proper loads its zones from the store (storage.snapshot); this
+reads an RFC 1035 master file with dnspython into the same shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import dns.rdataclass
+import dns.zone
+
+
+@dataclass(frozen=True, slots=True)
+class FileRRset:
+    name: str
+    rdtype: int
+    ttl: int
+    rdatas: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FileZone:
+    zone_id: int
+    origin: str
+    serial: int
+    active: bool
+    rrsets: tuple[FileRRset, ...]
+
+
+def from_text(text: str, origin: str, zone_id: int = 0, active: bool = True) -> FileZone:
+    """Parse a master file; names and rdata in canonical (lower-case) wire form."""
+    zone = dns.zone.from_text(text, origin, relativize=False, check_origin=True)
+    rrsets = []
+    serial = 0
+    for name, node in zone.nodes.items():
+        owner = name.to_text().lower()
+        for rdataset in node.rdatasets:
+            if rdataset.rdclass != dns.rdataclass.IN:
+                continue
+            rdatas = tuple(
+                rd.to_digestable(origin=None) if rdataset.rdtype != 6 else _soa(rd)
+                for rd in rdataset
+            )
+            if rdataset.rdtype == 6:
+                serial = next(iter(rdataset)).serial  # type: ignore[attr-defined]
+            rrsets.append(FileRRset(owner, int(rdataset.rdtype), rdataset.ttl, rdatas))
+    canonical = zone.origin.to_text().lower()  # type: ignore[union-attr]
+    return FileZone(zone_id, canonical, serial, active, tuple(rrsets))
+
+
+def _soa(rd: object) -> bytes:
+    wire: bytes = rd.to_digestable(origin=None)  # type: ignore[attr-defined]
+    return wire
+
+
+def from_file(path: Path, origin: str, zone_id: int = 0) -> FileZone:
+    return from_text(path.read_text(encoding="utf-8"), origin, zone_id)
