@@ -210,6 +210,8 @@ def nsd_server(zone_dir: Path, workdir: Path) -> Iterator[RunningServer]:
         "    hide-identity: yes\n"
         "    zonefiles-write: 0\n"
         "    minimal-responses: yes\n"
+        # NSD rate-limits by default (200 answers/s per name and /24): off for test floods.
+        "    rrl-ratelimit: 0\n"
         "remote-control:\n"
         "    control-enable: no\n" + zone_blocks
     )
