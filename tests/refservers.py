@@ -346,3 +346,22 @@ def zonehost_server(zone_dir: Path, workdir: Path, env: dict[str, str]) -> Itera
         timeout_s=ZONEHOST_START_TIMEOUT_S,
     ) as server:
         yield server
+
+
+@contextmanager
+def nameserver_debug_server(zone_dir: Path, workdir: Path) -> Iterator[RunningServer]:
+    """zonehost's answer engine without the store: `python -m nameserver --zone-file ...`.
+
+    For quick diffs while developing; the suite's differential test uses zonehost_server.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    zones = _copy_zones(zone_dir, workdir)
+    port = free_port()
+    argv = [sys.executable, "-m", "nameserver", "--listen", f"{HOST}:{port}"]
+    for origin, path in zones.items():
+        argv += ["--zone-file", f"{origin}={path}"]
+    log_path = workdir / "nameserver.log"
+    with _supervised(
+        "zonehost-engine", argv, port, list(zones), log_path, timeout_s=ZONEHOST_START_TIMEOUT_S
+    ) as server:
+        yield server

@@ -277,6 +277,12 @@ def _compare_rrsets(
 
 
 def _compare_axfr(found: _Collector, a: Parsed, b: Parsed) -> None:
+    if not a.records or not b.records:
+        # One side did not transfer at all: one line, not one per missing RRset.
+        if a.records or b.records:
+            count = [f"{len(p.records)} records in {len(p.wires)} messages" for p in (a, b)]
+            found.add("axfr", "zone transfer", count[0], count[1], hard=True)
+        return
     shapes = [_axfr_shape(p.records) for p in (a, b)]
     if shapes[0] != shapes[1]:
         found.add("axfr.soa", "SOA first and last", shapes[0], shapes[1], hard=True)
