@@ -14,9 +14,12 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from storage.db import DEFAULT_DATABASE_URL
+
+if TYPE_CHECKING:
+    from billing.config import BillingConfig
 
 ENV_PREFIX = "ZONEHOST_"
 
@@ -139,3 +142,13 @@ def parse_hostport(text: str, default_port: int) -> tuple[str, int]:
     if not 0 <= number <= 65535:
         raise ConfigError(f"invalid address {text!r}: port out of range")
     return host, number
+
+
+def billing_config(settings: Settings) -> BillingConfig:
+    """The billing service's config (`[billing]` settings, see billing/config.py)."""
+    from billing.config import BillingConfig, BillingConfigError
+
+    try:
+        return BillingConfig.from_settings(settings)
+    except BillingConfigError as exc:
+        raise ConfigError(str(exc)) from exc
