@@ -21,6 +21,8 @@ from nameserver.rrl import RrlOptions
 from nameserver.server import serve
 from nameserver.zonefile import from_file
 
+log = logging.getLogger("nameserver")
+
 
 def parse_listen(text: str) -> tuple[str, int]:
     """HOST:PORT, with IPv6 hosts in brackets: [::1]:53."""
@@ -41,7 +43,7 @@ async def _run(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     zones = [from_file(path, origin, i) for i, (origin, path) in enumerate(args.zone_file)]
     table = ZoneTable.from_snapshots(zones)
-    logging.info("loaded %d zones in %.3f s", len(zones), time.perf_counter() - started)
+    log.info("loaded %d zones in %.3f s", len(zones), time.perf_counter() - started)
     rrl = RrlOptions(rate_per_s=args.rrl) if args.rrl else None
     options = NameserverOptions(reuse_port=args.workers > 1, rrl=rrl)
     running = await serve(table, args.listen, options)

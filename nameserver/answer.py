@@ -21,7 +21,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from nameserver.index import EMPTY, Node, Zone, ZoneIndex, find_rrset
-from nameserver.message import Answer, Outcome, Placed, Query, Rcode
+from nameserver.message import (
+    EDE_NOT_AUTHORITATIVE,
+    EDE_NOT_SUPPORTED,
+    EDE_PROHIBITED,
+    Answer,
+    Outcome,
+    Placed,
+    Query,
+    Rcode,
+    ede,
+)
 from nameserver.rrwire import (
     AAAA,
     ANY,
@@ -43,6 +53,7 @@ CLASS_IN, CLASS_CH, CLASS_ANY = 1, 3, 255
 MAX_CHAIN = 16  # CNAME/DNAME links followed in one answer
 
 _ADDITIONAL_FOR = frozenset({NS, MX, SRV})
+_EDE_DNAME_TOO_LONG = ede(0, "DNAME expansion became too large")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +63,17 @@ class Chaos:
     rrsets: Mapping[bytes, PreparedRRset]
 
 
-def _refused(query: Query) -> Answer:
-    return Answer(Outcome.REFUSED, Rcode.REFUSED, False)
+_REFUSED = Answer(Outcome.REFUSED, Rcode.REFUSED, False, options=(EDE_NOT_AUTHORITATIVE,))
+_REFUSED_CLASS = Answer(
+    Outcome.REFUSED, Rcode.REFUSED, False, options=(EDE_NOT_SUPPORTED,), echo_question=False
+)
+_REFUSED_CHAOS = Answer(Outcome.REFUSED, Rcode.REFUSED, False, options=(EDE_NOT_SUPPORTED,))
+_REFUSED_CHAOS_HIDDEN = Answer(Outcome.REFUSED, Rcode.REFUSED, False, options=(EDE_PROHIBITED,))
+_NOTAUTH = Answer(Outcome.NOTAUTH, Rcode.NOTAUTH, False)
+_CHAOS_NAMES = frozenset({
+    b"\x07version\x04bind\x00", b"\x07version\x06server\x00",
+    b"\x02id\x06server\x00", b"\x08hostname\x04bind\x00",
+})
 
 
 def answer(query: Query, index: ZoneIndex, chaos: Chaos | None = None) -> Answer:
@@ -66,23 +86,27 @@ def answer(query: Query, index: ZoneIndex, chaos: Chaos | None = None) -> Answer
         return Answer(Outcome.NOTAUTH, Rcode.NOTAUTH, False)
     qclass = query.qclass
     if qclass != CLASS_IN and qclass != CLASS_ANY:
-        if qclass == CLASS_CH and chaos is not None:
+        if qclass == CLASS_CH:
             return _chaos(query, chaos)
-        return _refused(query)
+        return _REFUSED_CLASS
     qtype = query.qtype
     if qtype == AXFR or qtype == IXFR:
-        # Reached only when no transfer handler took the query.
-        return _refused(query)
+        # Reached only when no transfer handler took the query: NOTAUTH for a
+        # zone we do not have (as NSD), REFUSED for one we do.
+        if query.qname not in index.zones:
+            return _NOTAUTH
+        return _REFUSED
     zone = index.find_zone(query.qname, ds=qtype == DS)
     if zone is None or not zone.active:
-        return _refused(query)
+        return _REFUSED
     return _resolve(query.qname, qtype, zone, index, qclass == CLASS_IN)
 
 
-def _chaos(query: Query, chaos: Chaos) -> Answer:
-    rrset = chaos.rrsets.get(query.qname)
+def _chaos(query: Query, chaos: Chaos | None) -> Answer:
+    rrset = chaos.rrsets.get(query.qname) if chaos is not None else None
     if rrset is None or query.qtype not in (16, ANY):
-        return _refused(query)
+        hidden = query.qname in _CHAOS_NAMES
+        return _REFUSED_CHAOS_HIDDEN if hidden else _REFUSED_CHAOS
     return Answer(Outcome.ANSWER, Rcode.NOERROR, False, ((query.qname, rrset),))
 
 
@@ -117,7 +141,8 @@ def _resolve(qname: bytes, qtype: int, zone: Zone, index: ZoneIndex, aa: bool) -
             target = name[: len(name) - len(found.dname)] + dname.targets[0]
             if len(target) > 255:
                 return Answer(
-                    Outcome.YXDOMAIN, Rcode.YXDOMAIN, aa, tuple(answer), zone=first_zone
+                    Outcome.YXDOMAIN, Rcode.YXDOMAIN, aa, tuple(answer), zone=first_zone,
+                    options=(_EDE_DNAME_TOO_LONG,),
                 )
             answer.append((name, prepare_rrset(CNAME, dname.ttl, (target,))))
             if qtype == CNAME:

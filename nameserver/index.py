@@ -28,6 +28,7 @@ from nameserver.rrwire import (
     prepare_rrset,
     soa_minimum,
 )
+
 log = logging.getLogger(__name__)
 
 

@@ -82,5 +82,18 @@ class Answer:
     authority: tuple[Placed, ...] = ()
     additional: tuple[Placed, ...] = ()
     zone: bytes | None = None  # origin the query was answered from (for statistics)
-    # OPT options to add to the reply (e.g. the DNS cookie); EDNS replies only.
+    # OPT options to add to the reply (cookie, extended error); EDNS replies only.
     options: tuple[tuple[int, bytes], ...] = ()
+    echo_question: bool = True  # False: QDCOUNT 0, as NSD answers unknown classes
+
+
+EDE_OPTION = 15  # RFC 8914 Extended DNS Errors
+
+
+def ede(info_code: int, text: str = "") -> tuple[int, bytes]:
+    return EDE_OPTION, info_code.to_bytes(2, "big") + text.encode()
+
+
+EDE_PROHIBITED = ede(18)
+EDE_NOT_AUTHORITATIVE = ede(20)
+EDE_NOT_SUPPORTED = ede(21)

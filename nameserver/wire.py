@@ -277,6 +277,8 @@ def render(answer: Answer, query: Query, limit: int, server_payload: int = 1232)
         do = edns.do and answer.rcode != Rcode.BADVERS
         opt = _opt_record(server_payload, answer.rcode >> 4, do, answer.options)
     header = _HEADER.pack(query.id, flags, 1, 0, 0, 0)
+    if not answer.echo_question:
+        return header[:4] + bytes([0, 0, 0, 0, 0, 0, 0, 1 if opt else 0]) + opt
     w = _Writer(header, query.question, query.qname)
     room = limit - len(opt)
     an, tc = w.section(answer.answer, room, True)

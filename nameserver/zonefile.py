@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dns.rdataclass
+import dns.rdatatype
 import dns.zone
 
 
@@ -40,20 +41,12 @@ def from_text(text: str, origin: str, zone_id: int = 0, active: bool = True) -> 
         for rdataset in node.rdatasets:
             if rdataset.rdclass != dns.rdataclass.IN:
                 continue
-            rdatas = tuple(
-                rd.to_digestable(origin=None) if rdataset.rdtype != 6 else _soa(rd)
-                for rd in rdataset
-            )
-            if rdataset.rdtype == 6:
-                serial = next(iter(rdataset)).serial  # type: ignore[attr-defined]
+            rdatas = tuple(rd.to_digestable() for rd in rdataset)
+            if rdataset.rdtype == dns.rdatatype.SOA:
+                serial = int(rdataset[0].serial)
             rrsets.append(FileRRset(owner, int(rdataset.rdtype), rdataset.ttl, rdatas))
-    canonical = zone.origin.to_text().lower()  # type: ignore[union-attr]
+    canonical = str(zone.origin).lower()
     return FileZone(zone_id, canonical, serial, active, tuple(rrsets))
-
-
-def _soa(rd: object) -> bytes:
-    wire: bytes = rd.to_digestable(origin=None)  # type: ignore[attr-defined]
-    return wire
 
 
 def from_file(path: Path, origin: str, zone_id: int = 0) -> FileZone:
