@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,7 @@ import dns.rdatatype
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
+START_ATTEMPTS = 3
 
 
 class ServerUnavailable(RuntimeError):
@@ -149,8 +150,7 @@ def _copy_zones(zone_dir: Path, workdir: Path) -> dict[str, Path]:
 @contextmanager
 def _supervised(
     name: str,
-    argv: list[str],
-    port: int,
+    make_argv: Callable[[int], list[str]],
     origins: Sequence[str],
     log_path: Path,
     *,
@@ -158,12 +158,29 @@ def _supervised(
     cwd: Path | None = None,
     timeout_s: float = START_TIMEOUT_S,
 ) -> Iterator[RunningServer]:
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=cwd
-        )
+    """Start on a free port (another one if the server exits, e.g. the port was taken)."""
+    for attempt in range(START_ATTEMPTS):
+        port = free_port()
+        argv = make_argv(port)
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=cwd,
+            )
+        try:
+            wait_for_zones(HOST, port, origins, proc, log_path, timeout_s)
+        except ServerFailed:
+            exited = proc.poll() is not None
+            stop(proc)
+            if exited and attempt + 1 < START_ATTEMPTS:
+                continue
+            raise
+        break
     try:
-        wait_for_zones(HOST, port, origins, proc, log_path, timeout_s)
         yield RunningServer(name=name, host=HOST, port=port, process=proc, log_path=log_path)
     finally:
         stop(proc)
@@ -185,38 +202,41 @@ def nsd_server(zone_dir: Path, workdir: Path) -> Iterator[RunningServer]:
     binary = find_binary("nsd")
     workdir.mkdir(parents=True, exist_ok=True)
     zones = _copy_zones(zone_dir, workdir)
-    port = free_port()
     zone_blocks = "".join(
         f'zone:\n    name: "{origin}"\n    zonefile: "{path}"\n    provide-xfr: 127.0.0.0/8 NOKEY\n'
         for origin, path in zones.items()
     )
     conf = workdir / "nsd.conf"
-    conf.write_text(
-        "server:\n"
-        f"    ip-address: {HOST}@{port}\n"
-        f"    port: {port}\n"
-        '    username: ""\n'
-        '    chroot: ""\n'
-        f'    zonesdir: "{workdir / "zones"}"\n'
-        f'    pidfile: "{workdir / "nsd.pid"}"\n'
-        f'    xfrdfile: "{workdir / "xfrd.state"}"\n'
-        f'    xfrdir: "{workdir}"\n'
-        f'    zonelistfile: "{workdir / "zone.list"}"\n'
-        '    database: ""\n'
-        "    server-count: 1\n"
-        "    reuseport: no\n"
-        "    verbosity: 1\n"
-        "    hide-version: yes\n"
-        "    hide-identity: yes\n"
-        "    zonefiles-write: 0\n"
-        "    minimal-responses: yes\n"
-        # NSD rate-limits by default (200 answers/s per name and /24): off for test floods.
-        "    rrl-ratelimit: 0\n"
-        "remote-control:\n"
-        "    control-enable: no\n" + zone_blocks
-    )
+
+    def write_conf(port: int) -> list[str]:
+        conf.write_text(
+            "server:\n"
+            f"    ip-address: {HOST}@{port}\n"
+            f"    port: {port}\n"
+            '    username: ""\n'
+            '    chroot: ""\n'
+            f'    zonesdir: "{workdir / "zones"}"\n'
+            f'    pidfile: "{workdir / "nsd.pid"}"\n'
+            f'    xfrdfile: "{workdir / "xfrd.state"}"\n'
+            f'    xfrdir: "{workdir}"\n'
+            f'    zonelistfile: "{workdir / "zone.list"}"\n'
+            '    database: ""\n'
+            "    server-count: 1\n"
+            "    reuseport: no\n"
+            "    verbosity: 1\n"
+            "    hide-version: yes\n"
+            "    hide-identity: yes\n"
+            "    zonefiles-write: 0\n"
+            "    minimal-responses: yes\n"
+            # NSD rate-limits by default (200 answers/s per name and /24): off for test floods.
+            "    rrl-ratelimit: 0\n"
+            "remote-control:\n"
+            "    control-enable: no\n" + zone_blocks
+        )
+        return [binary, "-d", "-c", str(conf)]
+
     log_path = workdir / "nsd.log"
-    with _supervised("nsd", [binary, "-d", "-c", str(conf)], port, list(zones), log_path) as s:
+    with _supervised("nsd", write_conf, list(zones), log_path) as s:
         yield s
 
 
@@ -231,46 +251,49 @@ def knot_server(zone_dir: Path, workdir: Path) -> Iterator[RunningServer]:
     binary = find_binary("knotd")
     workdir.mkdir(parents=True, exist_ok=True)
     zones = _copy_zones(zone_dir, workdir)
-    port = free_port()
     for sub in ("run", "db"):
         (workdir / sub).mkdir(exist_ok=True)
     zone_blocks = "".join(
         f'  - domain: "{origin}"\n    file: "{path}"\n' for origin, path in zones.items()
     )
     conf = workdir / "knot.conf"
-    conf.write_text(
-        "server:\n"
-        f'    rundir: "{workdir / "run"}"\n'
-        f"    user: {_user_and_group()}\n"
-        f"    listen: {HOST}@{port}\n"
-        f'    pidfile: "{workdir / "knot.pid"}"\n'
-        "    udp-workers: 1\n"
-        "    tcp-workers: 1\n"
-        "    background-workers: 1\n"
-        '    identity: ""\n'
-        '    version: ""\n'
-        "control:\n"
-        f'    listen: "{workdir / "run" / "knot.sock"}"\n'
-        "log:\n"
-        "  - target: stderr\n"
-        "    any: info\n"
-        "database:\n"
-        f'    storage: "{workdir / "db"}"\n'
-        "acl:\n"
-        "  - id: loopback_xfr\n"
-        "    address: 127.0.0.0/8\n"
-        "    action: transfer\n"
-        "template:\n"
-        "  - id: default\n"
-        "    acl: loopback_xfr\n"
-        "    zonefile-sync: -1\n"
-        "    zonefile-load: whole\n"
-        "    journal-content: none\n"
-        "    semantic-checks: off\n"
-        "zone:\n" + zone_blocks
-    )
+
+    def write_conf(port: int) -> list[str]:
+        conf.write_text(
+            "server:\n"
+            f'    rundir: "{workdir / "run"}"\n'
+            f"    user: {_user_and_group()}\n"
+            f"    listen: {HOST}@{port}\n"
+            f'    pidfile: "{workdir / "knot.pid"}"\n'
+            "    udp-workers: 1\n"
+            "    tcp-workers: 1\n"
+            "    background-workers: 1\n"
+            '    identity: ""\n'
+            '    version: ""\n'
+            "control:\n"
+            f'    listen: "{workdir / "run" / "knot.sock"}"\n'
+            "log:\n"
+            "  - target: stderr\n"
+            "    any: info\n"
+            "database:\n"
+            f'    storage: "{workdir / "db"}"\n'
+            "acl:\n"
+            "  - id: loopback_xfr\n"
+            "    address: 127.0.0.0/8\n"
+            "    action: transfer\n"
+            "template:\n"
+            "  - id: default\n"
+            "    acl: loopback_xfr\n"
+            "    zonefile-sync: -1\n"
+            "    zonefile-load: whole\n"
+            "    journal-content: none\n"
+            "    semantic-checks: off\n"
+            "zone:\n" + zone_blocks
+        )
+        return [binary, "-c", str(conf)]
+
     log_path = workdir / "knot.log"
-    with _supervised("knot", [binary, "-c", str(conf)], port, list(zones), log_path) as s:
+    with _supervised("knot", write_conf, list(zones), log_path) as s:
         yield s
 
 
@@ -332,13 +355,14 @@ def zonehost_server(zone_dir: Path, workdir: Path, env: dict[str, str]) -> Itera
     zones = _copy_zones(zone_dir, workdir)
     zonehost_command(["db", "upgrade"], env, workdir)
     zonehost_command(["zone", "import-dir", str(workdir / "zones")], env, workdir)
-    port = free_port()
-    argv = [*ZONEHOST_CLI, "nameserver", "--listen", f"{HOST}:{port}"]
+
+    def argv(port: int) -> list[str]:
+        return [*ZONEHOST_CLI, "nameserver", "--listen", f"{HOST}:{port}"]
+
     log_path = workdir / "zonehost.log"
     with _supervised(
         "zonehost",
         argv,
-        port,
         list(zones),
         log_path,
         env=env,
@@ -356,12 +380,13 @@ def nameserver_debug_server(zone_dir: Path, workdir: Path) -> Iterator[RunningSe
     """
     workdir.mkdir(parents=True, exist_ok=True)
     zones = _copy_zones(zone_dir, workdir)
-    port = free_port()
-    argv = [sys.executable, "-m", "nameserver", "--listen", f"{HOST}:{port}"]
-    for origin, path in zones.items():
-        argv += ["--zone-file", f"{origin}={path}"]
+    files = [arg for item in zones.items() for arg in ("--zone-file", "=".join(map(str, item)))]
+
+    def argv(port: int) -> list[str]:
+        return [sys.executable, "-m", "nameserver", "--listen", f"{HOST}:{port}", *files]
+
     log_path = workdir / "nameserver.log"
     with _supervised(
-        "zonehost-engine", argv, port, list(zones), log_path, timeout_s=ZONEHOST_START_TIMEOUT_S
+        "zonehost-engine", argv, list(zones), log_path, timeout_s=ZONEHOST_START_TIMEOUT_S
     ) as server:
         yield server
