@@ -76,8 +76,8 @@ CASES: list[tuple[str, str, str, bool, set[str], set[str]]] = [
     ("sub.zh.test", "A", NOERROR, False, set(), SUB_NS),
     ("ns1.sub.zh.test", "A", NOERROR, False, set(), SUB_NS),
     ("sub.zh.test", "DS", NOERROR, True,
-     {"sub.zh.test. 3600 DS 12345 13 2 "
-      "ddc6e2b224d0fd821669202258386936fc9ce2899e215eec6322b95f8dd96d6a"}, set()),
+     {("sub.zh.test. 3600 DS 12345 13 2 "
+      "ddc6e2b224d0fd821669202258386936fc9ce2899e215eec6322b95f8dd96d6a")}, set()),
     ("www.sub.zh.test", "DS", NOERROR, False, set(), SUB_NS),
     ("nods.zh.test", "DS", NOERROR, True, set(), {SOA_ZH}),
     # parent and child both hosted: the child answers; DS at the child apex from the parent
