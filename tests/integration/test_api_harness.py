@@ -1,0 +1,113 @@
+"""Harness for the zone API's integration tests: a real server on a loopback
+port over the test database, and a small client that returns
+(status, json, headers). Other test_api_* modules import from here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from storage.db import Database
+from zoneapi.app import create_app
+from zoneapi.clock import OffsetClock
+from zoneapi.config import RateLimit, ZoneApiConfig, new_secret_key
+from zoneapi.delivery import SmsGateway
+from zoneapi.endpoints import Routes
+
+FAST = {"argon2_time_cost": 1, "argon2_memory_kib": 8 * 1024,
+            "rate_per_address": RateLimit(10_000, 10_000), "rate_per_token": RateLimit(10_000, 10_000)}
+
+
+def api_config(**overrides: Any) -> ZoneApiConfig:
+    config = ZoneApiConfig(secret_key=new_secret_key(), min_password_chars=10, **FAST)
+    return replace(config, **overrides)
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: Mapping[str, str]
+    text: str
+
+    @property
+    def code(self) -> str | None:
+        return self.body.get("code") if isinstance(self.body, dict) else None
+
+
+class ApiClient:
+    def __init__(self, base: str, http: aiohttp.ClientSession) -> None:
+        self.base = base
+        self.http = http
+
+    async def call(self, method: str, path: str, *, token: str | None = None,
+                   cookie: tuple[str, str] | None = None, csrf: str | None = None,
+                   json_body: Any = None, data: str | bytes | None = None,
+                   headers: Mapping[str, str] | None = None,
+                   params: Mapping[str, str] | None = None) -> Reply:
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = f"Bearer {token}"
+        if cookie:
+            h["Cookie"] = f"{cookie[0]}={cookie[1]}"
+        if csrf:
+            h["X-CSRF-Token"] = csrf
+        kwargs: dict[str, Any] = {"headers": h, "params": params}
+        if json_body is not None:
+            kwargs["data"] = json.dumps(json_body)
+            h.setdefault("Content-Type", "application/json")
+        elif data is not None:
+            kwargs["data"] = data
+        async with self.http.request(method, self.base + path, **kwargs) as response:
+            text = await response.text()
+            try:
+                body = json.loads(text) if text else None
+            except ValueError:
+                body = None
+            return Reply(response.status, body, dict(response.headers), text)
+
+
+@dataclass
+class ApiServer:
+    app: web.Application
+    server: TestServer
+    client: ApiClient
+    clock: OffsetClock
+    db: Database
+
+
+async def start_server(db: Database, config: ZoneApiConfig | None = None,
+                       sms: SmsGateway | None = None, extra: Routes | None = None) -> ApiServer:
+    clock = OffsetClock()
+    app = create_app(config or api_config(), db, clock=clock, sms=sms)
+    if extra is not None:  # as a route module's setup() would, before the first request
+        extra.install(app)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+    return ApiServer(app, server, ApiClient(str(server.make_url("")).rstrip("/"), http),
+                     clock, db)
+
+
+async def stop_server(api: ApiServer) -> None:
+    await api.client.http.close()
+    await api.server.close()
+
+
+@asynccontextmanager
+async def running_api(db: Database, config: ZoneApiConfig | None = None,
+                      sms: SmsGateway | None = None,
+                      extra: Routes | None = None) -> AsyncIterator[ApiServer]:
+    """Use in each module's `api` fixture: `async with running_api(db) as s: yield s`."""
+    server = await start_server(db, config, sms, extra)
+    try:
+        yield server
+    finally:
+        await stop_server(server)

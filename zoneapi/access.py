@@ -1,0 +1,138 @@
+"""The checks an authorised route runs, with I/O: zone lookup with the
+caller's rights, the active-account rule, and the sensitive-action gate
+(allowlisted address, or a fresh step-up for this session or token).
+
+Route authors call these; see zoneapi/README.md.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.dnsdata import InvalidName, zone_origin
+from storage.models import BusinessUnit, Right, UserRight, UserRole, Zone
+from storage.models.auth import StepUp
+from storage.zones import Actor
+from zoneapi.auth import Principal
+from zoneapi.errors import BadRequest, Forbidden, NotFound
+from zoneapi.keys import Context
+from zoneapi.policy import (
+    Decision,
+    IPNetwork,
+    Operation,
+    ZoneAccess,
+    account_active,
+    allowlisted,
+    effective_rights,
+    parse_networks,
+    token_may_see_zone,
+)
+
+
+def enforce(decision: Decision) -> None:
+    """Raise the 403 a denied decision stands for."""
+    if not decision.allowed:
+        raise Forbidden(decision.code, decision.detail)
+
+
+def zone_name(text: str) -> str:
+    """Canonical zone name from a URL part ('Example.COM' -> 'example.com.'), or 400."""
+    try:
+        return str(zone_origin(text).to_text())
+    except InvalidName as exc:
+        raise BadRequest("invalid_zone_name", str(exc)) from None
+
+
+def actor_of(principal: Principal) -> Actor:
+    """Who writes, for storage's audit log and change feed."""
+    return Actor(
+        label=principal.actor_label, account_id=principal.account_id,
+        user_id=principal.user_id, source_ip=str(principal.source_ip),
+        credential=principal.credential,
+    )
+
+
+def require_active(principal: Principal) -> None:
+    """Pending (not yet approved) and suspended accounts change nothing."""
+    enforce(account_active(principal.account_status))
+
+
+async def zone_access(
+    session: AsyncSession, principal: Principal, zone_text: str, need: Right = Right.VIEW
+) -> ZoneAccess:
+    """The zone with the caller's rights on it.
+
+    404 when the caller may not see the zone at all (another client's zone
+    looks exactly like a missing one), 403 `right_missing` when it may see
+    it but lacks `need`.
+    """
+    name = zone_name(zone_text)
+    row = (await session.execute(
+        select(Zone.id, Zone.account_id, Zone.business_unit_id, BusinessUnit.ip_allowlist)
+        .outerjoin(BusinessUnit, BusinessUnit.id == Zone.business_unit_id)
+        .where(Zone.name == name)
+    )).first()
+    if row is None or row[1] != principal.account_id or not token_may_see_zone(
+        principal.token, name
+    ):
+        raise NotFound(f"zone {name} not found", code="zone_not_found")
+    zone_id, account_id, unit_id, unit_allowlist = row
+    granted: list[Right] = []
+    if principal.role == UserRole.USER:
+        granted = list((await session.execute(
+            select(UserRight.right).where(
+                UserRight.user_id == principal.user_id, UserRight.zone_id == zone_id
+            )
+        )).scalars())
+    rights = effective_rights(principal.role, True, granted)
+    if not rights:
+        raise NotFound(f"zone {name} not found", code="zone_not_found")
+    access = ZoneAccess(zone_id, name, account_id, unit_id, rights,
+                        parse_networks(unit_allowlist or ()))
+    if need not in rights:
+        raise Forbidden("right_missing", f"you lack the right {need.value} on {name}",
+                        right=need.value)
+    return access
+
+
+def step_up_how(principal: Principal) -> list[str]:
+    """What the caller can do to pass the gate, in the order a client offers them."""
+    how = ["allowlist_address"]
+    how.append("totp" if principal.totp_enabled else "enrol_totp")
+    how.append("sms" if principal.mobile else "register_mobile")
+    return how
+
+
+async def has_step_up(session: AsyncSession, ctx: Context, principal: Principal,
+                      operation: Operation) -> bool:
+    row = (await session.execute(
+        select(StepUp.id).where(
+            StepUp.credential == principal.credential,
+            StepUp.expires_at > ctx.clock.now(),
+            or_(StepUp.operation.is_(None), StepUp.operation == operation.key),
+        ).limit(1)
+    )).first()
+    return row is not None
+
+
+async def require_sensitive(
+    session: AsyncSession, ctx: Context, principal: Principal, operation: Operation,
+    extra_allowlist: tuple[IPNetwork, ...] = (),
+) -> None:
+    """Pass only from an allowlisted address or after a fresh step-up (403 otherwise).
+
+    The allowlists are the account's, the caller's business unit's, the
+    token's subnets and `extra_allowlist` (the zone's business unit's).
+    Tokens are held to the same rule as sessions.
+    """
+    if allowlisted(principal.source_ip, principal.allowlists() + extra_allowlist):
+        return
+    if await has_step_up(session, ctx, principal, operation):
+        return
+    raise Forbidden(
+        "step_up_required",
+        f"{operation.kind.value} needs an allowlisted address or a fresh second factor",
+        operation=operation.key, how=step_up_how(principal),
+        address=str(principal.source_ip),
+    )
