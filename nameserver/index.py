@@ -374,7 +374,10 @@ class ZoneTable:
 
     def replace_zone(self, snapshot: ZoneSnapshot) -> Zone:
         """Load (or reload) a whole zone from its snapshot."""
-        zone = build_zone(snapshot)
+        return self.install_zone(build_zone(snapshot))
+
+    def install_zone(self, zone: Zone) -> Zone:
+        """Publish a zone built aside (e.g. by `build_zone` in a thread)."""
         zones = dict(self.index.zones)
         zones[zone.origin] = zone
         self._publish(zones)

@@ -7,11 +7,12 @@ presentation-format parsing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
 import dns.rdatatype
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Record, RRset, Zone, ZoneStatus
@@ -42,6 +43,7 @@ async def load_zones(
 
     Two queries whatever the number of zones: the zone rows, then every
     record joined to its RRset, ordered so that grouping is one pass.
+    A zone deleted between the two queries is simply absent.
     """
     zone_query = select(Zone)
     record_query = (
@@ -59,21 +61,9 @@ async def load_zones(
         )
     zones = (await session.execute(zone_query)).scalars().all()
     grouped: dict[int, list[StoredRRset]] = {z.id: [] for z in zones}
-    current: tuple[int, str, int] | None = None
-    ttl = 0
-    wires: list[bytes] = []
-
-    def flush() -> None:
-        if current is not None and current[0] in grouped:
-            grouped[current[0]].append(StoredRRset(current[1], current[2], ttl, tuple(wires)))
-
-    for zone_id, name, rdtype, row_ttl, wire in await session.execute(record_query):
-        key = (zone_id, name, rdtype)
-        if key != current:
-            flush()
-            current, ttl, wires = key, row_ttl, []
-        wires.append(wire)
-    flush()
+    async for zone_id, rrset in _stream_rrsets(session, record_query):
+        if zone_id in grouped:
+            grouped[zone_id].append(rrset)
     return [
         ZoneSnapshot(
             zone_id=z.id,
@@ -88,4 +78,50 @@ async def load_zones(
 
 def soa_rrset(zone: Zone) -> StoredRRset:
     """The system-owned SOA, built from the zone row."""
-    return StoredRRset(zone.name, int(dns.rdatatype.SOA), zone.soa_ttl, (soa_from_zone(zone).to_wire(),))
+    wire = soa_from_zone(zone).to_wire()
+    return StoredRRset(zone.name, int(dns.rdatatype.SOA), zone.soa_ttl, (wire,))
+
+
+async def load_rrsets(
+    session: AsyncSession, zone_name: str, keys: Iterable[tuple[str, int]]
+) -> tuple[Zone, list[StoredRRset]] | None:
+    """The zone row and the current RRsets at the (name, rdtype) pairs in
+    `keys` (pairs that no longer exist are absent); None if the zone is gone."""
+    zone = (await session.execute(select(Zone).where(Zone.name == zone_name))).scalar_one_or_none()
+    if zone is None:
+        return None
+    wanted = set(keys)
+    names = sorted({name for name, _ in wanted})
+    query = (
+        select(RRset.zone_id, RRset.name, RRset.rdtype, RRset.ttl, Record.wire)
+        .join(Record, Record.rrset_id == RRset.id)
+        .where(RRset.zone_id == zone.id, RRset.name.in_(names))
+        .order_by(RRset.id, Record.id)
+    )
+    found = [r async for _, r in _stream_rrsets(session, query) if (r.name, r.rdtype) in wanted]
+    if (zone.name, int(dns.rdatatype.SOA)) in wanted:
+        found.append(soa_rrset(zone))
+    return zone, found
+
+
+async def _stream_rrsets(
+    session: AsyncSession, query: Select[tuple[int, str, int, int, bytes]]
+) -> AsyncIterator[tuple[int, StoredRRset]]:
+    """Group (zone_id, name, rdtype, ttl, wire) rows, ordered by RRset, into
+    RRsets. Streams in partitions so that loading a big zone lets the event
+    loop answer queries in between."""
+    current: tuple[int, str, int] | None = None
+    ttl = 0
+    wires: list[bytes] = []
+    result = await session.stream(query)
+    async for partition in result.partitions(2000):
+        for zone_id, name, rdtype, row_ttl, wire in partition:
+            key = (zone_id, name, rdtype)
+            if key != current:
+                if current is not None:
+                    yield current[0], StoredRRset(current[1], current[2], ttl, tuple(wires))
+                current, ttl, wires = key, row_ttl, []
+            wires.append(wire)
+        await asyncio.sleep(0)
+    if current is not None:
+        yield current[0], StoredRRset(current[1], current[2], ttl, tuple(wires))

@@ -16,6 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nameserver.feed import FeedOptions
+from nameserver.options import NameserverOptions
+from nameserver.rrl import RrlOptions
 from storage.db import DEFAULT_DATABASE_URL
 
 if TYPE_CHECKING:
@@ -152,3 +155,32 @@ def billing_config(settings: Settings) -> BillingConfig:
         return BillingConfig.from_settings(settings)
     except BillingConfigError as exc:
         raise ConfigError(str(exc)) from exc
+
+
+def nameserver_options(settings: Settings) -> NameserverOptions:
+    """`[nameserver]` settings (ZONEHOST_NAMESERVER_*)."""
+    rate = settings.int("nameserver_rrl_rate", 0)
+    return NameserverOptions(
+        udp_payload=settings.int("nameserver_udp_payload", 1232),
+        cache_entries=settings.int("nameserver_cache_entries", 100_000),
+        tcp_idle_timeout_s=settings.float("nameserver_tcp_idle_timeout", 10.0),
+        tcp_max_connections=settings.int("nameserver_tcp_max_connections", 1000),
+        tcp_max_per_client=settings.int("nameserver_tcp_max_per_client", 64),
+        reuse_port=settings.int("nameserver_workers", 1) > 1,
+        rrl=RrlOptions(rate_per_s=rate, slip=settings.int("nameserver_rrl_slip", 2))
+        if rate > 0
+        else None,
+        cookies=settings.bool("nameserver_cookies", True),
+        version=settings.optional_str("nameserver_version"),
+        identity=settings.optional_str("nameserver_identity"),
+    )
+
+
+def feed_options(settings: Settings) -> FeedOptions:
+    defaults = FeedOptions()
+    return FeedOptions(
+        poll_interval_s=settings.float("nameserver_poll_interval", defaults.poll_interval_s),
+        listen=settings.bool("nameserver_listen_notify", True),
+        stats_flush_s=settings.float("nameserver_stats_flush", defaults.stats_flush_s),
+        instance=settings.str("nameserver_instance", defaults.instance),
+    )

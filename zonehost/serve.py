@@ -15,6 +15,7 @@ from storage.db import Database
 from storage.dnsdata import masterfile, zone_origin
 from storage.zones import OPERATOR
 from zonehost.config import Settings, parse_hostport
+from zonehost.dns_service import start_dns
 from zonehost.runtime import open_database
 
 log = logging.getLogger(__name__)
@@ -65,10 +66,12 @@ async def run_serve(settings: Settings, options: ServeOptions) -> None:
             await load_demo_zone(db)
         start_http_server(options.metrics[1], addr=options.metrics[0])
         log.info("metrics on http://%s:%d/metrics", *options.metrics)
+        dns = await start_dns(settings, db, options.dns)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+        await dns.close()
     finally:
         await db.close()

@@ -2,6 +2,6 @@
 
 from types import ModuleType
 
-from zonehost.commands import db, serve, zone
+from zonehost.commands import db, nameserver, serve, zone
 
-COMMANDS: list[ModuleType] = [db, zone, serve]
+COMMANDS: list[ModuleType] = [db, zone, nameserver, serve]
