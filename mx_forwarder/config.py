@@ -1,0 +1,55 @@
+"""The forwarder's configuration: one frozen value built by zonehost.config."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+DEFAULT_CONFIRM_URL = "http://127.0.0.1:8053/api/v1/mail/confirm?token={token}"
+
+
+@dataclass(frozen=True, slots=True)
+class ForwarderConfig:
+    listen: tuple[str, int] = ("127.0.0.1", 2525)
+    hostname: str = field(default_factory=socket.getfqdn)  # banner, Received, authserv-id
+    tls_cert: str | None = None  # STARTTLS offered when both are set
+    tls_key: str | None = None
+    # SMTP limits
+    max_message_bytes: int = 10 * 1024 * 1024
+    max_recipients: int = 100
+    max_connections: int = 500
+    max_connections_per_client: int = 20
+    max_messages_per_client_per_minute: int = 600
+    command_timeout_s: float = 300.0
+    data_timeout_s: float = 600.0
+    max_hops: int = 30
+    # SRS
+    srs_domain: str = "localhost.localdomain"
+    srs_keys: tuple[bytes, ...] = ()
+    srs_max_age_days: int = 21
+    # delivery
+    resolver: tuple[str, int] | None = None  # None: the system resolver
+    transport: Mapping[str, tuple[str, int]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )  # domain -> (host, port), like Postfix's transport_maps
+    delivery_port: int = 25
+    delivery_concurrency: int = 20
+    connect_timeout_s: float = 30.0
+    delivery_timeout_s: float = 120.0
+    dns_timeout_s: float = 5.0
+    lease_s: float = 300.0  # a claimed delivery returns to the queue after this
+    retry_base_s: float = 300.0
+    retry_max_s: float = 4000.0
+    max_queue_age_s: float = 5 * 86400.0
+    poll_interval_s: float = 1.0
+    # storage
+    spool_dir: str | None = None  # messages over spool_threshold_bytes go to files here
+    spool_threshold_bytes: int = 256 * 1024
+    sync_commit: bool = True  # SQLite: synchronous=FULL for queue writes (power-loss safe)
+    # features
+    auth_results: bool = True  # SPF/DKIM/DMARC -> Authentication-Results
+    confirm_url: str = DEFAULT_CONFIRM_URL  # "{token}" is replaced
+    run_smtp: bool = True
+    run_delivery: bool = True

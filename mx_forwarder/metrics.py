@@ -1,0 +1,16 @@
+"""Prometheus metrics of the forwarder, counters labelled by outcome."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+SESSIONS = Counter("zonehost_mx_sessions", "SMTP sessions opened")
+ACCEPTED = Counter("zonehost_mx_accepted_messages", "messages queued durably (250 sent)")
+ACCEPTED_RECIPIENTS = Counter("zonehost_mx_accepted_recipients", "recipients accepted")
+REJECTED = Counter("zonehost_mx_rejected", "refused commands, by reason", ["reason"])
+DELIVERED = Counter("zonehost_mx_delivered", "deliveries completed (per target)")
+DEFERRED = Counter("zonehost_mx_deferred", "delivery attempts failed temporarily")
+BOUNCED = Counter("zonehost_mx_bounced", "deliveries failed for good (per target)")
+DSN_SENT = Counter("zonehost_mx_dsn_queued", "delivery-status notifications queued")
+QUEUE_DEPTH = Gauge("zonehost_mx_queue_depth", "deliveries waiting (queued or deferred)")
+OLDEST_AGE = Gauge("zonehost_mx_queue_oldest_age_seconds", "age of the oldest queued message")

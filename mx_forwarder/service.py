@@ -1,0 +1,110 @@
+"""Running the forwarder: `start_forwarder(config, db)` starts the SMTP
+server and the delivery workers and returns a handle to close them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+
+from mx_forwarder.authres import DnsAuthChecker
+from mx_forwarder.config import ForwarderConfig
+from mx_forwarder.delivery import DeliveryService, MxResolver, Sender
+from mx_forwarder.errors import ForwarderError
+from mx_forwarder.limits import ClientLimits
+from mx_forwarder.policy import StorePolicy
+from mx_forwarder.queue import QueueWriter
+from mx_forwarder.smtp import ForwarderHandler, SmtpSettings, start_smtp_server, tls_context
+from mx_forwarder.spool import Spool
+from mx_forwarder.srs import Srs
+from storage.db import Database, connect
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ForwarderHandle:
+    config: ForwarderConfig
+    server: asyncio.Server | None
+    delivery: DeliveryService | None
+    writer: QueueWriter
+    queue_db: Database | None  # our own engine, closed with us
+
+    @property
+    def port(self) -> int | None:
+        """The SMTP port actually bound (useful with port 0)."""
+        if self.server is None or not self.server.sockets:
+            return None
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+        await self.writer.close()
+        if self.delivery is not None:
+            await self.delivery.close()
+        if self.queue_db is not None:
+            await self.queue_db.close()
+
+
+def _durable_sqlite(db: Database) -> Database:
+    """A second engine on the same SQLite file whose commits fsync (synchronous=FULL).
+
+    The shared engine runs synchronous=NORMAL, which survives a killed
+    process but not a power cut; the 250 after DATA promises both.
+    """
+    queue_db = connect(db.url)
+
+    @event.listens_for(queue_db.engine.sync_engine, "connect")
+    def _full(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+    return queue_db
+
+
+async def start_forwarder(config: ForwarderConfig, db: Database) -> ForwarderHandle:
+    if not config.srs_keys:
+        raise ForwarderError("set mx_forwarder_srs_keys: SRS needs a secret key")
+    srs = Srs(config.srs_domain.lower().rstrip("."), config.srs_keys, config.srs_max_age_days)
+    queue_db = _durable_sqlite(db) if db.is_sqlite and config.sync_commit else None
+    qdb = queue_db or db
+    spool = Spool(config.spool_dir) if config.spool_dir else None
+    delivery = None
+    if config.run_delivery:
+        mx = MxResolver(config.resolver, config.transport, config.delivery_port,
+                        config.dns_timeout_s)
+        delivery = DeliveryService(config, db, Sender(config, mx), qdb)
+        delivery.start()
+    writer = QueueWriter(qdb, spool, config.spool_threshold_bytes,
+                         on_commit=delivery.wake if delivery is not None else None)
+    server = None
+    if config.run_smtp:
+        tls = (tls_context(config.tls_cert, config.tls_key)
+               if config.tls_cert and config.tls_key else None)
+        settings = SmtpSettings(
+            hostname=config.hostname, max_message_bytes=config.max_message_bytes,
+            max_recipients=config.max_recipients, max_hops=config.max_hops,
+            command_timeout_s=config.command_timeout_s, data_timeout_s=config.data_timeout_s,
+            tls=tls,
+        )
+        limits = ClientLimits(config.max_connections, config.max_connections_per_client,
+                              config.max_messages_per_client_per_minute)
+        auth = (DnsAuthChecker(config.hostname, config.resolver, min(config.dns_timeout_s, 3.0))
+                if config.auth_results else None)
+        handler = ForwarderHandler(settings, StorePolicy(db, srs), writer, srs, limits, auth)
+        try:
+            server = await start_smtp_server(handler, *config.listen)
+        except OSError:
+            if delivery is not None:
+                await delivery.close()
+            if queue_db is not None:
+                await queue_db.close()
+            raise
+        log.info("mx forwarder listening on %s:%d", *server.sockets[0].getsockname()[:2])
+    return ForwarderHandle(config, server, delivery, writer, queue_db)

@@ -1,0 +1,183 @@
+"""Support for the mail forwarder's end-to-end tests: a scriptable SMTP sink,
+zones and aliases in the store, a forwarder config for loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import func, select
+
+from mx_forwarder.config import ForwarderConfig
+from storage import aliases
+from storage.db import Database
+from storage.models import Zone
+from storage.models.mail import MailDelivery, MailMessage
+
+SRS_DOMAIN = "fwd.zonehost.test"
+SRS_KEY = b"test-srs-key"
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+
+@dataclass
+class Sink:
+    """An SMTP server on loopback that records what it gets.
+
+    `script` maps a recipient to the codes its successive RCPTs get (then 250).
+    """
+
+    messages: list[Received] = field(default_factory=list)
+    script: dict[str, list[int]] = field(default_factory=dict)
+    rcpt_attempts: dict[str, int] = field(default_factory=dict)
+    server: asyncio.Server | None = None
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, options: list[str]) -> str:
+        self.rcpt_attempts[address] = self.rcpt_attempts.get(address, 0) + 1
+        codes = self.script.get(address.lower())
+        if codes:
+            code = codes.pop(0)
+            if code != 250:
+                return f"{code} {'4.2.0 try later' if code < 500 else '5.1.1 no such user'}"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        mail_from = envelope.mail_from
+        self.messages.append(Received("" if mail_from == "<>" else mail_from,
+                                      list(envelope.rcpt_tos), envelope.original_content))
+        self.arrived.set()
+        return "250 2.0.0 stored"
+
+    async def start(self) -> Sink:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(
+            lambda: SMTP(self, decode_data=False, enable_SMTPUTF8=True, loop=loop,
+                         hostname="sink.test"),
+            "127.0.0.1", 0,
+        )
+        return self
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def wait_for(self, count: int, timeout_s: float = 15.0) -> list[Received]:
+        deadline = time.monotonic() + timeout_s
+        while len(self.messages) < count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"sink got {len(self.messages)} messages, wanted {count}")
+            self.arrived.clear()
+            try:
+                await asyncio.wait_for(self.arrived.wait(), min(left, 0.5))
+            except TimeoutError:
+                pass
+        return self.messages
+
+
+async def add_zone(db: Database, name: str) -> None:
+    async with db.write() as session:
+        session.add(Zone(name=f"{name}.", serial=1, soa_mname="ns1.zonehost.test.",
+                         soa_rname="hostmaster.zonehost.test."))
+
+
+async def add_alias(db: Database, address: str, *targets: str, verified: bool = True) -> None:
+    async with db.write() as session:
+        await aliases.add_alias(session, address, targets, verified=verified)
+
+
+def config(**overrides: Any) -> ForwarderConfig:
+    base = ForwarderConfig(
+        listen=("127.0.0.1", 0), hostname="mx.zonehost.test", srs_domain=SRS_DOMAIN,
+        srs_keys=(SRS_KEY,), resolver=("127.0.0.1", 9), dns_timeout_s=0.5,
+        poll_interval_s=0.1, retry_base_s=0.2, retry_max_s=1.0, connect_timeout_s=5,
+        delivery_timeout_s=10, auth_results=False, sync_commit=False,
+    )
+    return replace(base, **overrides)
+
+
+async def queue_counts(db: Database) -> tuple[int, int]:
+    async with db.read() as session:
+        messages = await session.scalar(select(func.count(MailMessage.id)))
+        deliveries = await session.scalar(select(func.count(MailDelivery.id)))
+    return int(messages or 0), int(deliveries or 0)
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+def smtp_send(port: int, sender: str, recipients: Sequence[str], data: bytes,
+              *, starttls: bool = False) -> dict[str, tuple[int, bytes]]:
+    """Send with smtplib; returns the refused recipients (raises on total failure)."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.ehlo("client.test")
+        if starttls:
+            client.starttls()
+            client.ehlo("client.test")
+        return client.sendmail(sender, list(recipients), data)
+
+
+async def send(port: int, sender: str, recipients: Sequence[str], data: bytes,
+               **kwargs: Any) -> dict[str, tuple[int, bytes]]:
+    return await asyncio.to_thread(smtp_send, port, sender, recipients, data, **kwargs)
+
+
+class RawClient:
+    """A raw SMTP connection for sending exactly the bytes a test wants."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def connect(cls, port: int) -> RawClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        client = cls(reader, writer)
+        await client.reply()
+        return client
+
+    async def reply(self, timeout_s: float = 10.0) -> str:
+        lines = []
+        while True:
+            line = await asyncio.wait_for(self.reader.readline(), timeout_s)
+            if not line:
+                raise ConnectionError("closed")
+            lines.append(line.decode().rstrip("\r\n"))
+            if line[3:4] != b"-":
+                return "\n".join(lines)
+
+    async def cmd(self, raw: bytes) -> str:
+        self.writer.write(raw)
+        await self.writer.drain()
+        return await self.reply()
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass
