@@ -1,0 +1,161 @@
+"""A real nameserver on 127.0.0.1 for the e2e tests, from zone snapshots.
+
+The server runs on its own event loop in a background thread, so tests can
+use blocking dnspython and raw sockets against it; `call()` runs a function
+on the server's loop (for live zone edits) and waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TypeVar
+
+import dns.message
+import dns.query
+import dns.rdatatype
+import pytest
+
+from nameserver.index import ZoneSnapshot, ZoneTable
+from nameserver.options import NameserverOptions
+from nameserver.server import RunningNameserver, serve
+from tests.unit.nameserver.zones import all_snapshots
+
+HOST = "127.0.0.1"
+TIMEOUT_S = 2.0
+T = TypeVar("T")
+
+
+@dataclass
+class NsServer:
+    host: str
+    port: int
+    table: ZoneTable
+    running: RunningNameserver
+    loop: asyncio.AbstractEventLoop
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on the server's loop, between two queries, and return its result."""
+        done: Future[T] = Future()
+
+        def run() -> None:
+            try:
+                done.set_result(fn())
+            except BaseException as exc:  # handed back to the test
+                done.set_exception(exc)
+
+        self.loop.call_soon_threadsafe(run)
+        return done.result(TIMEOUT_S)
+
+    def udp(self, qname: str, qtype: str = "A", **kwargs: object) -> dns.message.Message:
+        query = make_query(qname, qtype, **kwargs)
+        return dns.query.udp(query, self.host, port=self.port, timeout=TIMEOUT_S)
+
+    def tcp(self, qname: str, qtype: str = "A", **kwargs: object) -> dns.message.Message:
+        query = make_query(qname, qtype, **kwargs)
+        return dns.query.tcp(query, self.host, port=self.port, timeout=TIMEOUT_S)
+
+    def raw_udp(self, data: bytes, timeout_s: float = 0.5) -> bytes | None:
+        """Send one datagram; the reply, or None if none came within `timeout_s`."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(timeout_s)
+            sock.sendto(data, (self.host, self.port))
+            try:
+                return sock.recv(65535)
+            except TimeoutError:
+                return None
+
+    def connect(self) -> socket.socket:
+        sock = socket.create_connection((self.host, self.port), timeout=TIMEOUT_S)
+        return sock
+
+
+def make_query(qname: str, qtype: str = "A", edns: bool = True, **kwargs: object) -> dns.message.Message:
+    query = dns.message.make_query(
+        qname, dns.rdatatype.from_text(qtype), use_edns=0 if edns else False, **kwargs  # type: ignore[arg-type]
+    )
+    query.flags &= ~0x0100  # RD clear, as a resolver asks an authority
+    return query
+
+
+def read_framed(sock: socket.socket) -> bytes | None:
+    """One length-prefixed DNS message from a TCP socket, None on EOF."""
+    head = _read_exact(sock, 2)
+    if head is None:
+        return None
+    return _read_exact(sock, struct.unpack("!H", head)[0])
+
+
+def _read_exact(sock: socket.socket, size: int) -> bytes | None:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def frame(message: dns.message.Message | bytes) -> bytes:
+    wire = message if isinstance(message, bytes) else message.to_wire()
+    return struct.pack("!H", len(wire)) + wire
+
+
+@contextmanager
+def run_nameserver(
+    snapshots: Sequence[ZoneSnapshot], options: NameserverOptions | None = None
+) -> Iterator[NsServer]:
+    """Serve the snapshots on an ephemeral loopback port until the block ends."""
+    table = ZoneTable.from_snapshots(snapshots)
+    loop = asyncio.new_event_loop()
+    started: Future[RunningNameserver] = Future()
+
+    async def start() -> None:
+        try:
+            started.set_result(await serve(table, [(HOST, 0)], options))
+        except BaseException as exc:
+            started.set_exception(exc)
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(start())
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, name="nameserver", daemon=True)
+    thread.start()
+    running = started.result(10)
+    server = NsServer(HOST, running.addresses[0][1], table, running, loop)
+    try:
+        yield server
+    finally:
+        async def stop() -> None:
+            running.close()
+            await running.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+TEST_OPTIONS = NameserverOptions(tcp_idle_timeout_s=2.0, tcp_max_per_client=8)
+
+
+@pytest.fixture(scope="module")
+def ns() -> Iterator[NsServer]:
+    """The fixture zones (tests/unit/nameserver/zones.py) served for a module."""
+    with run_nameserver(all_snapshots(), TEST_OPTIONS) as server:
+        yield server
+
+
+@pytest.fixture
+def fresh_ns() -> Iterator[NsServer]:
+    """Like `ns`, but a server of its own for tests that change zones or limits."""
+    with run_nameserver(all_snapshots(), TEST_OPTIONS) as server:
+        yield server
