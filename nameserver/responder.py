@@ -39,6 +39,10 @@ class TransferHandler(Protocol):
     def transfer(self, query: Query, peer: Peer, send: Callable[[bytes], None]) -> Awaitable[None]:
         ...
 
+    def udp(self, query: Query, peer: Peer) -> bytes | None:
+        """IXFR over UDP (RFC 1995 section 2)."""
+        ...
+
 
 class NotifyHandler(Protocol):
     """Answers NOTIFY (nameserver/notify.py); returns the reply or None to drop."""
@@ -183,6 +187,8 @@ class Responder:
             if qtype == AXFR and transport == "udp":
                 notimp = Answer(Outcome.NOTIMP, Rcode.NOTIMP, False)  # RFC 5936 4.2
                 return render(notimp, query, udp_limit(query, self.options.udp_payload))
+            if self.transfers is not None:
+                return self.transfers.udp(query, peer)
         edns = query.edns
         cookie_valid = False
         ans: Answer | None = None

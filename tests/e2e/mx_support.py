@@ -48,8 +48,9 @@ class Sink:
         assert self.server is not None
         return int(self.server.sockets[0].getsockname()[1])
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
         self.rcpt_attempts[address] = self.rcpt_attempts.get(address, 0) + 1
         codes = self.script.get(address.lower())
         if codes:
@@ -61,17 +62,24 @@ class Sink:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         mail_from = envelope.mail_from
-        self.messages.append(Received("" if mail_from == "<>" else mail_from,
-                                      list(envelope.rcpt_tos), envelope.original_content))
+        self.messages.append(
+            Received(
+                "" if mail_from == "<>" else mail_from,
+                list(envelope.rcpt_tos),
+                envelope.original_content,
+            )
+        )
         self.arrived.set()
         return "250 2.0.0 stored"
 
     async def start(self) -> Sink:
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(
-            lambda: SMTP(self, decode_data=False, enable_SMTPUTF8=True, loop=loop,
-                         hostname="sink.test"),
-            "127.0.0.1", 0,
+            lambda: SMTP(
+                self, decode_data=False, enable_SMTPUTF8=True, loop=loop, hostname="sink.test"
+            ),
+            "127.0.0.1",
+            0,
         )
         return self
 
@@ -96,8 +104,14 @@ class Sink:
 
 async def add_zone(db: Database, name: str) -> None:
     async with db.write() as session:
-        session.add(Zone(name=f"{name}.", serial=1, soa_mname="ns1.zonehost.test.",
-                         soa_rname="hostmaster.zonehost.test."))
+        session.add(
+            Zone(
+                name=f"{name}.",
+                serial=1,
+                soa_mname="ns1.zonehost.test.",
+                soa_rname="hostmaster.zonehost.test.",
+            )
+        )
 
 
 async def add_alias(db: Database, address: str, *targets: str, verified: bool = True) -> None:
@@ -107,10 +121,19 @@ async def add_alias(db: Database, address: str, *targets: str, verified: bool = 
 
 def config(**overrides: Any) -> ForwarderConfig:
     base = ForwarderConfig(
-        listen=("127.0.0.1", 0), hostname="mx.zonehost.test", srs_domain=SRS_DOMAIN,
-        srs_keys=(SRS_KEY,), resolver=("127.0.0.1", 9), dns_timeout_s=0.5,
-        poll_interval_s=0.1, retry_base_s=0.2, retry_max_s=1.0, connect_timeout_s=5,
-        delivery_timeout_s=10, auth_results=False, sync_commit=False,
+        listen=("127.0.0.1", 0),
+        hostname="mx.zonehost.test",
+        srs_domain=SRS_DOMAIN,
+        srs_keys=(SRS_KEY,),
+        resolver=("127.0.0.1", 9),
+        dns_timeout_s=0.5,
+        poll_interval_s=0.1,
+        retry_base_s=0.2,
+        retry_max_s=1.0,
+        connect_timeout_s=5,
+        delivery_timeout_s=10,
+        auth_results=False,
+        sync_commit=False,
     )
     return replace(base, **overrides)
 
@@ -130,8 +153,9 @@ async def wait_until(check: Callable[[], Awaitable[bool]], timeout_s: float = 15
         await asyncio.sleep(0.05)
 
 
-def smtp_send(port: int, sender: str, recipients: Sequence[str], data: bytes,
-              *, starttls: bool = False) -> dict[str, tuple[int, bytes]]:
+def smtp_send(
+    port: int, sender: str, recipients: Sequence[str], data: bytes, *, starttls: bool = False
+) -> dict[str, tuple[int, bytes]]:
     """Send with smtplib; returns the refused recipients (raises on total failure)."""
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
         client.ehlo("client.test")
@@ -141,8 +165,9 @@ def smtp_send(port: int, sender: str, recipients: Sequence[str], data: bytes,
         return client.sendmail(sender, list(recipients), data)
 
 
-async def send(port: int, sender: str, recipients: Sequence[str], data: bytes,
-               **kwargs: Any) -> dict[str, tuple[int, bytes]]:
+async def send(
+    port: int, sender: str, recipients: Sequence[str], data: bytes, **kwargs: Any
+) -> dict[str, tuple[int, bytes]]:
     return await asyncio.to_thread(smtp_send, port, sender, recipients, data, **kwargs)
 
 

@@ -16,7 +16,9 @@ from tests.conftest import free_port
 
 
 def query(port: int, qname: str, qtype: str = "A", timeout_s: float = 1.0) -> dns.message.Message:
-    return dns.query.udp(dns.message.make_query(qname, qtype), "127.0.0.1", port=port, timeout=timeout_s)
+    return dns.query.udp(
+        dns.message.make_query(qname, qtype), "127.0.0.1", port=port, timeout=timeout_s
+    )
 
 
 @contextmanager
@@ -26,7 +28,10 @@ def running_nameserver(env: dict[str, str], probe: str, *extra: str) -> Iterator
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "zonehost", "nameserver", "--listen", f"127.0.0.1:{port}", *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 30

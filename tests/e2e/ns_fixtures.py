@@ -12,7 +12,6 @@ import socket
 import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
@@ -42,16 +41,11 @@ class NsServer:
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run `fn` on the server's loop, between two queries, and return its result."""
-        done: Future[T] = Future()
 
-        def run() -> None:
-            try:
-                done.set_result(fn())
-            except BaseException as exc:  # handed back to the test
-                done.set_exception(exc)
+        async def run() -> T:
+            return fn()
 
-        self.loop.call_soon_threadsafe(run)
-        return done.result(TIMEOUT_S)
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(TIMEOUT_S)
 
     def udp(self, qname: str, qtype: str = "A", **kwargs: object) -> dns.message.Message:
         query = make_query(qname, qtype, **kwargs)
@@ -76,9 +70,14 @@ class NsServer:
         return sock
 
 
-def make_query(qname: str, qtype: str = "A", edns: bool = True, **kwargs: object) -> dns.message.Message:
+def make_query(
+    qname: str, qtype: str = "A", edns: bool = True, **kwargs: object
+) -> dns.message.Message:
     query = dns.message.make_query(
-        qname, dns.rdatatype.from_text(qtype), use_edns=0 if edns else False, **kwargs  # type: ignore[arg-type]
+        qname,
+        dns.rdatatype.from_text(qtype),
+        use_edns=0 if edns else False,
+        **kwargs,  # type: ignore[arg-type]
     )
     query.flags &= ~0x0100  # RD clear, as a resolver asks an authority
     return query
@@ -114,26 +113,14 @@ def run_nameserver(
     """Serve the snapshots on an ephemeral loopback port until the block ends."""
     table = ZoneTable.from_snapshots(snapshots)
     loop = asyncio.new_event_loop()
-    started: Future[RunningNameserver] = Future()
-
-    async def start() -> None:
-        try:
-            started.set_result(await serve(table, [(HOST, 0)], options))
-        except BaseException as exc:
-            started.set_exception(exc)
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(start())
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, name="nameserver", daemon=True)
+    thread = threading.Thread(target=loop.run_forever, name="nameserver", daemon=True)
     thread.start()
-    running = started.result(10)
+    running = asyncio.run_coroutine_threadsafe(serve(table, [(HOST, 0)], options), loop).result(10)
     server = NsServer(HOST, running.addresses[0][1], table, running, loop)
     try:
         yield server
     finally:
+
         async def stop() -> None:
             running.close()
             await running.wait_closed()

@@ -20,7 +20,9 @@ from tests.e2e.nameserver_process import query, running_nameserver
 from tests.integration.zonedata import SOA, drop, origin, put, rrset
 
 
-def wait_for(port: int, qname: str, qtype: str, ok: Callable[[dns.message.Message], bool]) -> dns.message.Message:
+def wait_for(
+    port: int, qname: str, qtype: str, ok: Callable[[dns.message.Message], bool]
+) -> dns.message.Message:
     deadline = time.monotonic() + 15
     while True:
         reply = query(port, qname, qtype)
@@ -36,8 +38,14 @@ def addresses(reply: dns.message.Message) -> set[str]:
 async def _create(db: Database, name: str) -> int:
     async with db.write() as session:
         result = await store.create_zone(
-            session, origin(name), SOA, OPERATOR,
-            rrsets=[rrset(name, "@", "NS", "ns1.example.net."), rrset(name, "www", "A", "192.0.2.1")],
+            session,
+            origin(name),
+            SOA,
+            OPERATOR,
+            rrsets=[
+                rrset(name, "@", "NS", "ns1.example.net."),
+                rrset(name, "www", "A", "192.0.2.1"),
+            ],
         )
     return result.change_id
 
@@ -50,15 +58,22 @@ async def test_edits_are_served_without_restart(db: Database, cli_env: dict[str,
 
         async with db.write() as session:
             edit = await store.apply_changes(
-                session, "live.example.",
-                [put("live.example", "www", "A", "192.0.2.7", "192.0.2.8"),
-                 put("live.example", "new", "AAAA", "2001:db8::1")],
+                session,
+                "live.example.",
+                [
+                    put("live.example", "www", "A", "192.0.2.7", "192.0.2.8"),
+                    put("live.example", "new", "AAAA", "2001:db8::1"),
+                ],
                 OPERATOR,
             )
-        reply = wait_for(port, "www.live.example.", "A", lambda r: addresses(r) == {"192.0.2.7", "192.0.2.8"})
+        reply = wait_for(
+            port, "www.live.example.", "A", lambda r: addresses(r) == {"192.0.2.7", "192.0.2.8"}
+        )
         assert addresses(reply) == {"192.0.2.7", "192.0.2.8"}
         assert query(port, "new.live.example.", "AAAA").answer[0][0].to_text() == "2001:db8::1"
-        assert query(port, "live.example.", "SOA").answer[0][0].serial == edit.serial > serial_before
+        assert (
+            query(port, "live.example.", "SOA").answer[0][0].serial == edit.serial > serial_before
+        )
 
         # The nameserver reports what it serves: the change becomes INSYNC.
         deadline = time.monotonic() + 15
@@ -70,7 +85,9 @@ async def test_edits_are_served_without_restart(db: Database, cli_env: dict[str,
         assert status is SyncStatus.INSYNC
 
         async with db.write() as session:
-            await store.apply_changes(session, "live.example.", [drop("live.example", "www", "A")], OPERATOR)
+            await store.apply_changes(
+                session, "live.example.", [drop("live.example", "www", "A")], OPERATOR
+            )
         reply = wait_for(port, "www.live.example.", "A", lambda r: not r.answer)
         assert reply.rcode() == dns.rcode.NXDOMAIN and not reply.answer
         assert reply.authority and reply.authority[0].rdtype == dns.rdatatype.SOA

@@ -34,8 +34,7 @@ MESSAGE = (
     b"\r\n"
     b"Body line one\r\n"
     b".leading dot survives\r\n"
-    b"caf\xc3\xa9 8-bit\r\n"
-    + b"x" * 998 + b"\r\n"
+    b"caf\xc3\xa9 8-bit\r\n" + b"x" * 998 + b"\r\n"
 )
 
 
@@ -52,16 +51,20 @@ async def forwarder(db: Database, sinks: tuple[Sink, Sink]) -> AsyncIterator[For
     dest, back = sinks
     await add_zone(db, "hosted.test")
     await add_alias(db, "contact@hosted.test", "me@dest.test")
-    transport = MappingProxyType({
-        "dest.test": ("127.0.0.1", dest.port), "sender.test": ("127.0.0.1", back.port),
-    })
+    transport = MappingProxyType(
+        {
+            "dest.test": ("127.0.0.1", dest.port),
+            "sender.test": ("127.0.0.1", back.port),
+        }
+    )
     handle = await start_forwarder(config(transport=transport), db)
     yield handle
     await handle.close()
 
 
-async def test_body_identical_and_srs_sender(forwarder: ForwarderHandle,
-                                             sinks: tuple[Sink, Sink], db: Database) -> None:
+async def test_body_identical_and_srs_sender(
+    forwarder: ForwarderHandle, sinks: tuple[Sink, Sink], db: Database
+) -> None:
     dest, _ = sinks
     assert forwarder.port is not None
     refused = await send(forwarder.port, "alice@sender.test", ["Contact@Hosted.test"], MESSAGE)
@@ -106,8 +109,9 @@ async def test_forged_srs_address_refused(forwarder: ForwarderHandle) -> None:
     assert info.value.recipients[forged][0] == 550
 
 
-async def test_retry_after_4xx(db: Database, sinks: tuple[Sink, Sink],
-                               forwarder: ForwarderHandle) -> None:
+async def test_retry_after_4xx(
+    db: Database, sinks: tuple[Sink, Sink], forwarder: ForwarderHandle
+) -> None:
     dest, _ = sinks
     dest.script["me@dest.test"] = [451, 421]
     assert forwarder.port is not None
@@ -118,8 +122,9 @@ async def test_retry_after_4xx(db: Database, sinks: tuple[Sink, Sink],
     await wait_until(lambda: _empty(db))
 
 
-async def test_5xx_bounces_with_one_dsn(db: Database, sinks: tuple[Sink, Sink],
-                                        forwarder: ForwarderHandle) -> None:
+async def test_5xx_bounces_with_one_dsn(
+    db: Database, sinks: tuple[Sink, Sink], forwarder: ForwarderHandle
+) -> None:
     dest, back = sinks
     dest.script["me@dest.test"] = [550]
     assert forwarder.port is not None
@@ -137,8 +142,9 @@ async def test_5xx_bounces_with_one_dsn(db: Database, sinks: tuple[Sink, Sink],
     assert len(back.messages) == 1 and dest.messages == []
 
 
-async def test_no_dsn_for_null_sender(db: Database, sinks: tuple[Sink, Sink],
-                                      forwarder: ForwarderHandle) -> None:
+async def test_no_dsn_for_null_sender(
+    db: Database, sinks: tuple[Sink, Sink], forwarder: ForwarderHandle
+) -> None:
     dest, back = sinks
     dest.script["me@dest.test"] = [550]
     assert forwarder.port is not None
@@ -152,8 +158,9 @@ async def _bounced_once(sink: Sink) -> bool:
     return sink.rcpt_attempts.get("me@dest.test", 0) >= 1
 
 
-async def test_each_target_tracked_on_its_own(db: Database, sinks: tuple[Sink, Sink],
-                                              forwarder: ForwarderHandle) -> None:
+async def test_each_target_tracked_on_its_own(
+    db: Database, sinks: tuple[Sink, Sink], forwarder: ForwarderHandle
+) -> None:
     dest, back = sinks
     await add_alias(db, "team@hosted.test", "ok@dest.test", "gone@dest.test", "slow@dest.test")
     dest.script["gone@dest.test"] = [550]
@@ -167,13 +174,15 @@ async def test_each_target_tracked_on_its_own(db: Database, sinks: tuple[Sink, S
     await wait_until(lambda: _empty(db))
 
 
-async def test_duplicate_targets_delivered_once(db: Database, sinks: tuple[Sink, Sink],
-                                                forwarder: ForwarderHandle) -> None:
+async def test_duplicate_targets_delivered_once(
+    db: Database, sinks: tuple[Sink, Sink], forwarder: ForwarderHandle
+) -> None:
     dest, _ = sinks
     await add_alias(db, "other@hosted.test", "me@dest.test")
     assert forwarder.port is not None
-    await send(forwarder.port, "alice@sender.test",
-               ["contact@hosted.test", "other@hosted.test"], MESSAGE)
+    await send(
+        forwarder.port, "alice@sender.test", ["contact@hosted.test", "other@hosted.test"], MESSAGE
+    )
     await dest.wait_for(1)
     await wait_until(lambda: _empty(db))
     assert len(dest.messages) == 1
@@ -184,9 +193,12 @@ async def test_expired_message_bounces(db: Database, sinks: tuple[Sink, Sink]) -
     await add_zone(db, "hosted.test")
     await add_alias(db, "contact@hosted.test", "me@dest.test")
     dest.script["me@dest.test"] = [451] * 100
-    transport = MappingProxyType({
-        "dest.test": ("127.0.0.1", dest.port), "sender.test": ("127.0.0.1", back.port),
-    })
+    transport = MappingProxyType(
+        {
+            "dest.test": ("127.0.0.1", dest.port),
+            "sender.test": ("127.0.0.1", back.port),
+        }
+    )
     handle = await start_forwarder(config(transport=transport, max_queue_age_s=0.5), db)
     try:
         assert handle.port is not None

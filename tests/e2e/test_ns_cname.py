@@ -19,24 +19,58 @@ CASES = [
     ("c1.zh.test", "MX", "NOERROR", C1, {SOA_ZH}),
     ("cnx.zh.test", "A", "NXDOMAIN", {"cnx.zh.test. 3600 CNAME nowhere.zh.test."}, {SOA_ZH}),
     ("cout.zh.test", "A", "NOERROR", {"cout.zh.test. 3600 CNAME www.example.net."}, set()),
-    ("cother.zh.test", "A", "NOERROR",
-     {"cother.zh.test. 3600 CNAME www.other.test.", "www.other.test. 3600 A 198.51.100.80"}, set()),
-    ("cback.other.test", "A", "NOERROR", {"cback.other.test. 3600 CNAME c1.zh.test."} | C1 | WWW,
-     set()),
-    ("cloop1.zh.test", "A", "NOERROR",
-     {"cloop1.zh.test. 3600 CNAME cloop2.zh.test.", "cloop2.zh.test. 3600 CNAME cloop1.zh.test."},
-     set()),
-    ("cwild.zh.test", "TXT", "NOERROR",
-     {"cwild.zh.test. 3600 CNAME x.wild.zh.test.", 'x.wild.zh.test. 3600 TXT "wild"'}, set()),
-    ("cdeleg.zh.test", "A", "NOERROR", {"cdeleg.zh.test. 3600 CNAME host.sub.zh.test."},
-     {"sub.zh.test. 3600 NS ns1.sub.zh.test.", "sub.zh.test. 3600 NS ns.other.test."}),
+    (
+        "cother.zh.test",
+        "A",
+        "NOERROR",
+        {"cother.zh.test. 3600 CNAME www.other.test.", "www.other.test. 3600 A 198.51.100.80"},
+        set(),
+    ),
+    (
+        "cback.other.test",
+        "A",
+        "NOERROR",
+        {"cback.other.test. 3600 CNAME c1.zh.test."} | C1 | WWW,
+        set(),
+    ),
+    (
+        "cloop1.zh.test",
+        "A",
+        "NOERROR",
+        {
+            "cloop1.zh.test. 3600 CNAME cloop2.zh.test.",
+            "cloop2.zh.test. 3600 CNAME cloop1.zh.test.",
+        },
+        set(),
+    ),
+    (
+        "cwild.zh.test",
+        "TXT",
+        "NOERROR",
+        {"cwild.zh.test. 3600 CNAME x.wild.zh.test.", 'x.wild.zh.test. 3600 TXT "wild"'},
+        set(),
+    ),
+    (
+        "cdeleg.zh.test",
+        "A",
+        "NOERROR",
+        {"cdeleg.zh.test. 3600 CNAME host.sub.zh.test."},
+        {"sub.zh.test. 3600 NS ns1.sub.zh.test.", "sub.zh.test. 3600 NS ns.other.test."},
+    ),
 ]
 
 
-@pytest.mark.parametrize("qname,qtype,rcode,answer,authority", CASES,
-                         ids=[f"{c[0]}/{c[1]}" for c in CASES])
-def test_cname(ns: NsServer, qname: str, qtype: str, rcode: str,  # noqa: F811
-               answer: set[str], authority: set[str]) -> None:
+@pytest.mark.parametrize(
+    "qname,qtype,rcode,answer,authority", CASES, ids=[f"{c[0]}/{c[1]}" for c in CASES]
+)
+def test_cname(
+    ns: NsServer,
+    qname: str,
+    qtype: str,
+    rcode: str,  # noqa: F811
+    answer: set[str],
+    authority: set[str],
+) -> None:
     reply = ns.udp(qname, qtype)
     assert dns.rcode.to_text(reply.rcode()) == rcode
     assert reply.flags & dns.flags.AA

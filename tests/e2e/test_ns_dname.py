@@ -15,29 +15,65 @@ DN = "dn.zh.test. 3600 DNAME other.test."
 LONG_TARGET = ".".join(c * 63 for c in "abc") + ".example.net."
 
 CASES = [
-    ("www.dn.zh.test", "A", "NOERROR",
-     {DN, "www.dn.zh.test. 3600 CNAME www.other.test.", "www.other.test. 3600 A 198.51.100.80"},
-     set()),
-    ("nowhere.dn.zh.test", "A", "NXDOMAIN",
-     {DN, "nowhere.dn.zh.test. 3600 CNAME nowhere.other.test."}, {SOA_OTHER}),
+    (
+        "www.dn.zh.test",
+        "A",
+        "NOERROR",
+        {DN, "www.dn.zh.test. 3600 CNAME www.other.test.", "www.other.test. 3600 A 198.51.100.80"},
+        set(),
+    ),
+    (
+        "nowhere.dn.zh.test",
+        "A",
+        "NXDOMAIN",
+        {DN, "nowhere.dn.zh.test. 3600 CNAME nowhere.other.test."},
+        {SOA_OTHER},
+    ),
     ("dn.zh.test", "A", "NOERROR", {"dn.zh.test. 3600 A 192.0.2.140"}, set()),
     ("dn.zh.test", "DNAME", "NOERROR", {DN}, set()),
     ("dn.zh.test", "TXT", "NOERROR", set(), {SOA_ZH}),
-    ("x.dnin.zh.test", "A", "NOERROR",
-     {"dnin.zh.test. 3600 DNAME inner.zh.test.", "x.dnin.zh.test. 3600 CNAME x.inner.zh.test.",
-      "x.inner.zh.test. 3600 A 192.0.2.150"}, set()),
-    ("a.b.dnin.zh.test", "A", "NXDOMAIN",
-     {"dnin.zh.test. 3600 DNAME inner.zh.test.", "a.b.dnin.zh.test. 3600 CNAME a.b.inner.zh.test."},
-     {SOA_ZH}),
-    ("a" * 63 + ".dnlong.zh.test", "A", "YXDOMAIN", {"dnlong.zh.test. 3600 DNAME " + LONG_TARGET},
-     set()),
+    (
+        "x.dnin.zh.test",
+        "A",
+        "NOERROR",
+        {
+            "dnin.zh.test. 3600 DNAME inner.zh.test.",
+            "x.dnin.zh.test. 3600 CNAME x.inner.zh.test.",
+            "x.inner.zh.test. 3600 A 192.0.2.150",
+        },
+        set(),
+    ),
+    (
+        "a.b.dnin.zh.test",
+        "A",
+        "NXDOMAIN",
+        {
+            "dnin.zh.test. 3600 DNAME inner.zh.test.",
+            "a.b.dnin.zh.test. 3600 CNAME a.b.inner.zh.test.",
+        },
+        {SOA_ZH},
+    ),
+    (
+        "a" * 63 + ".dnlong.zh.test",
+        "A",
+        "YXDOMAIN",
+        {"dnlong.zh.test. 3600 DNAME " + LONG_TARGET},
+        set(),
+    ),
 ]
 
 
-@pytest.mark.parametrize("qname,qtype,rcode,answer,authority", CASES,
-                         ids=[f"{c[0][:20]}/{c[1]}" for c in CASES])
-def test_dname(ns: NsServer, qname: str, qtype: str, rcode: str,  # noqa: F811
-               answer: set[str], authority: set[str]) -> None:
+@pytest.mark.parametrize(
+    "qname,qtype,rcode,answer,authority", CASES, ids=[f"{c[0][:20]}/{c[1]}" for c in CASES]
+)
+def test_dname(
+    ns: NsServer,
+    qname: str,
+    qtype: str,
+    rcode: str,  # noqa: F811
+    answer: set[str],
+    authority: set[str],
+) -> None:
     reply = ns.udp(qname, qtype)
     assert dns.rcode.to_text(reply.rcode()) == rcode
     assert reply.flags & dns.flags.AA
@@ -47,5 +83,5 @@ def test_dname(ns: NsServer, qname: str, qtype: str, rcode: str,  # noqa: F811
 
 def test_synthesized_cname_owner_keeps_query_case(ns: NsServer) -> None:  # noqa: F811
     reply = ns.udp("WWW.Dn.zh.test", "A")
-    cname = [r for r in reply.answer if r.rdtype == 5][0]
+    cname = next(r for r in reply.answer if r.rdtype == 5)
     assert cname.name.to_text() == "WWW.Dn.zh.test."

@@ -12,8 +12,10 @@ from tests.unit.nameserver.ask import lines
 SOA_ZH = "zh.test. 300 SOA ns1.zh.test. hostmaster.zh.test. 7 7200 3600 1209600 300"
 SUB_NS = {"sub.zh.test. 3600 NS ns1.sub.zh.test.", "sub.zh.test. 3600 NS ns.other.test."}
 SUB_GLUE = {"ns1.sub.zh.test. 3600 A 192.0.2.54"}
-DS = ("sub.zh.test. 3600 DS 12345 13 2 "
-      "ddc6e2b224d0fd821669202258386936fc9ce2899e215eec6322b95f8dd96d6a")
+DS = (
+    "sub.zh.test. 3600 DS 12345 13 2 "
+    "ddc6e2b224d0fd821669202258386936fc9ce2899e215eec6322b95f8dd96d6a"
+)
 
 # (qname, qtype) -> rcode, aa, answer, authority, additional
 CASES = [
@@ -25,21 +27,51 @@ CASES = [
     ("sub.zh.test", "DS", "NOERROR", True, {DS}, set(), set()),
     ("www.sub.zh.test", "DS", "NOERROR", False, set(), SUB_NS, SUB_GLUE),
     ("nods.zh.test", "DS", "NOERROR", True, set(), {SOA_ZH}, set()),
-    ("x.nods.zh.test", "A", "NOERROR", False, set(), {"nods.zh.test. 3600 NS ns.example.net."},
-     set()),
+    (
+        "x.nods.zh.test",
+        "A",
+        "NOERROR",
+        False,
+        set(),
+        {"nods.zh.test. 3600 NS ns.example.net."},
+        set(),
+    ),
     # child zone hosted too: it answers for itself, the parent for DS
-    ("www.child.zh.test", "A", "NOERROR", True, {"www.child.zh.test. 1800 A 203.0.113.10"}, set(),
-     set()),
-    ("child.zh.test", "NS", "NOERROR", True, {"child.zh.test. 1800 NS ns1.child.zh.test."}, set(),
-     {"ns1.child.zh.test. 1800 A 192.0.2.55"}),
+    (
+        "www.child.zh.test",
+        "A",
+        "NOERROR",
+        True,
+        {"www.child.zh.test. 1800 A 203.0.113.10"},
+        set(),
+        set(),
+    ),
+    (
+        "child.zh.test",
+        "NS",
+        "NOERROR",
+        True,
+        {"child.zh.test. 1800 NS ns1.child.zh.test."},
+        set(),
+        {"ns1.child.zh.test. 1800 A 192.0.2.55"},
+    ),
     ("child.zh.test", "DS", "NOERROR", True, set(), {SOA_ZH}, set()),
 ]
 
 
-@pytest.mark.parametrize("qname,qtype,rcode,aa,answer,authority,additional", CASES,
-                         ids=[f"{c[0]}/{c[1]}" for c in CASES])
-def test_referral(ns: NsServer, qname: str, qtype: str, rcode: str, aa: bool,  # noqa: F811
-                  answer: set[str], authority: set[str], additional: set[str]) -> None:
+@pytest.mark.parametrize(
+    "qname,qtype,rcode,aa,answer,authority,additional", CASES, ids=[f"{c[0]}/{c[1]}" for c in CASES]
+)
+def test_referral(
+    ns: NsServer,
+    qname: str,
+    qtype: str,
+    rcode: str,
+    aa: bool,  # noqa: F811
+    answer: set[str],
+    authority: set[str],
+    additional: set[str],
+) -> None:
     reply = ns.udp(qname, qtype)
     assert dns.rcode.to_text(reply.rcode()) == rcode
     assert bool(reply.flags & dns.flags.AA) == aa

@@ -18,8 +18,14 @@ CASES = [
     # RFC 4592 section 2.2.1: the example zone and the queries it lists
     ("host3.example", "MX", "NOERROR", True, {"host3.example. 3600 MX 10 host1.example."}, set()),
     ("host3.example", "A", "NOERROR", True, set(), {SOA_EXAMPLE}),
-    ("foo.bar.example", "TXT", "NOERROR", True,
-     {'foo.bar.example. 3600 TXT "this is a wildcard"'}, set()),
+    (
+        "foo.bar.example",
+        "TXT",
+        "NOERROR",
+        True,
+        {'foo.bar.example. 3600 TXT "this is a wildcard"'},
+        set(),
+    ),
     ("host1.example", "MX", "NOERROR", True, set(), {SOA_EXAMPLE}),
     ("sub.*.example", "MX", "NOERROR", True, set(), {SOA_EXAMPLE}),
     ("_telnet._tcp.host1.example", "SRV", "NXDOMAIN", True, set(), {SOA_EXAMPLE}),
@@ -27,8 +33,14 @@ CASES = [
     ("ghost.*.example", "MX", "NXDOMAIN", True, set(), {SOA_EXAMPLE}),
     # the wildcard owner itself, and names that exist beside it
     ("*.example", "TXT", "NOERROR", True, {'*.example. 3600 TXT "this is a wildcard"'}, set()),
-    ("sub.*.example", "TXT", "NOERROR", True, {'sub.*.example. 3600 TXT "this is not a wildcard"'},
-     set()),
+    (
+        "sub.*.example",
+        "TXT",
+        "NOERROR",
+        True,
+        {'sub.*.example. 3600 TXT "this is not a wildcard"'},
+        set(),
+    ),
     ("_tcp.host1.example", "SRV", "NOERROR", True, set(), {SOA_EXAMPLE}),
     # wildcards deeper in a zone, several labels matched, CNAME wildcards
     ("a.b.c.wild.zh.test", "A", "NOERROR", True, {"a.b.c.wild.zh.test. 3600 A 192.0.2.100"}, set()),
@@ -38,10 +50,18 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("qname,qtype,rcode,aa,answer,authority", CASES,
-                         ids=[f"{c[0]}/{c[1]}" for c in CASES])
-def test_wildcard(ns: NsServer, qname: str, qtype: str, rcode: str, aa: bool,  # noqa: F811
-                  answer: set[str], authority: set[str]) -> None:
+@pytest.mark.parametrize(
+    "qname,qtype,rcode,aa,answer,authority", CASES, ids=[f"{c[0]}/{c[1]}" for c in CASES]
+)
+def test_wildcard(
+    ns: NsServer,
+    qname: str,
+    qtype: str,
+    rcode: str,
+    aa: bool,  # noqa: F811
+    answer: set[str],
+    authority: set[str],
+) -> None:
     reply = ns.udp(qname, qtype)
     assert dns.rcode.to_text(reply.rcode()) == rcode
     assert bool(reply.flags & dns.flags.AA) == aa

@@ -1,6 +1,6 @@
 """Differential DNS testing: one corpus of zones and queries, two servers, every difference."""
 
-from .compare import Difference, Verdict, compare
+from .compare import Difference, Rules, Verdict, compare
 from .corpus import Ambiguity, Corpus, CorpusError, Query, ZoneFile, load_corpus, parse_queries
 from .report import render, summary
 from .runner import Outcome, RunResult, run
@@ -15,6 +15,7 @@ __all__ = [
     "Exchange",
     "Outcome",
     "Query",
+    "Rules",
     "RunResult",
     "Verdict",
     "ZoneFile",

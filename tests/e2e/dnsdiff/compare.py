@@ -20,6 +20,7 @@ import dns.rcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.ANY.SOA
 import dns.rrset
 
 from .corpus import Query
@@ -37,6 +38,16 @@ _FLAG_BITS: tuple[tuple[str, int], ...] = (
     ("cd", dns.flags.CD),
 )
 _SOFT_ASPECTS = ("additional", "edns.payload", "edns.options", "edns.flags")
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """Documented relaxations for one comparison, each reported as a soft difference."""
+
+    # zonehost's store numbers SOA serials itself (bumped on every change, RFC 1982
+    # arithmetic), so an imported file's serial is not kept; RFC 1035 leaves the serial
+    # to the primary. False: compare SOA rdata without it and report it as `*.serial`.
+    soa_serial: bool = True
 
 
 class Verdict(enum.Enum):
@@ -80,6 +91,7 @@ class RRsetValue:
     ttl: int
     rdata: frozenset[bytes]  # canonical wire form
     texts: tuple[str, ...]  # presentation form, sorted, for the report
+    serials: frozenset[int] = frozenset()  # SOA serials left out of rdata by the rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +121,12 @@ def parse(exchange: Exchange, *, axfr: bool) -> Parsed | str:
 
 
 def compare(
-    query: Query, left_name: str, left: Exchange, right_name: str, right: Exchange
+    query: Query,
+    left_name: str,
+    left: Exchange,
+    right_name: str,
+    right: Exchange,
+    rules: Rules = Rules(),
 ) -> list[Difference]:
     found = _Collector(query)
     a = parse(left, axfr=query.axfr)
@@ -139,7 +156,7 @@ def compare(
     _compare_question(found, a.first, b.first)
     _compare_edns(found, a.first, b.first)
     if query.axfr:
-        _compare_axfr(found, a, b)
+        _compare_axfr(found, a, b, rules)
         return found.items
     both_truncated = bool(a.first.flags & b.first.flags & dns.flags.TC)
     for index, section in ((1, "answer"), (2, "authority"), (3, "additional")):
@@ -147,8 +164,8 @@ def compare(
         _compare_rrsets(
             found,
             section,
-            _group(a.first.sections[index]),
-            _group(b.first.sections[index]),
+            _group(a.first.sections[index], rules),
+            _group(b.first.sections[index], rules),
             hard=hard,
         )
     return found.items
@@ -232,17 +249,27 @@ def _compare_edns(found: _Collector, a: dns.message.Message, b: dns.message.Mess
         )
 
 
-def _group(rrsets: Iterable[dns.rrset.RRset]) -> dict[RRsetKey, RRsetValue]:
+def _group(rrsets: Iterable[dns.rrset.RRset], rules: Rules) -> dict[RRsetKey, RRsetValue]:
     ttls: dict[RRsetKey, int] = {}
     rdatas: dict[RRsetKey, dict[bytes, str]] = {}
+    serials: dict[RRsetKey, set[int]] = {}
     for rrset in rrsets:
         key = RRsetKey(rrset.name.to_text().lower(), rrset.rdclass, rrset.rdtype, rrset.covers)
         ttls[key] = min(ttls.get(key, rrset.ttl), rrset.ttl)
         bucket = rdatas.setdefault(key, {})
         for rd in rrset:
-            bucket[_canonical(rd)] = rd.to_text()
+            if not rules.soa_serial and isinstance(rd, dns.rdtypes.ANY.SOA.SOA):
+                serials.setdefault(key, set()).add(rd.serial)
+                bucket[_canonical(rd.replace(serial=0))] = rd.to_text()
+            else:
+                bucket[_canonical(rd)] = rd.to_text()
     return {
-        key: RRsetValue(ttls[key], frozenset(bucket), tuple(sorted(bucket.values())))
+        key: RRsetValue(
+            ttls[key],
+            frozenset(bucket),
+            tuple(sorted(bucket.values())),
+            frozenset(serials.get(key, ())),
+        )
         for key, bucket in rdatas.items()
     }
 
@@ -274,9 +301,12 @@ def _compare_rrsets(
             found.add(f"{section}.rdata", str(key), _describe(x), _describe(y), hard=hard)
         elif x.ttl != y.ttl:
             found.add(f"{section}.ttl", str(key), str(x.ttl), str(y.ttl), hard=hard)
+        if x is not None and y is not None and x.serials != y.serials:
+            serial_a, serial_b = (" ".join(map(str, sorted(v.serials))) for v in (x, y))
+            found.add(f"{section}.serial", str(key), serial_a, serial_b, hard=False)
 
 
-def _compare_axfr(found: _Collector, a: Parsed, b: Parsed) -> None:
+def _compare_axfr(found: _Collector, a: Parsed, b: Parsed, rules: Rules) -> None:
     if not a.records or not b.records:
         # One side did not transfer at all: one line, not one per missing RRset.
         if a.records or b.records:
@@ -289,8 +319,8 @@ def _compare_axfr(found: _Collector, a: Parsed, b: Parsed) -> None:
     _compare_rrsets(
         found,
         "axfr",
-        _group(_without_last_soa(a.records)),
-        _group(_without_last_soa(b.records)),
+        _group(_without_last_soa(a.records), rules),
+        _group(_without_last_soa(b.records), rules),
         hard=True,
     )
 

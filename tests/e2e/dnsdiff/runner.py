@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .compare import Difference, compare
+from .compare import Difference, Rules, compare
 from .corpus import Query
 from .send import Endpoint, Exchange, exchange
 
@@ -41,6 +41,7 @@ def run(
     *,
     timeout_s: float = 2.0,
     workers: int = 8,
+    rules: Rules = Rules(),
 ) -> RunResult:
     def one(query: Query) -> Outcome:
         a = exchange(query, left, timeout_s)
@@ -49,7 +50,7 @@ def run(
         if (a.error == "timeout") != (b.error == "timeout"):
             a = exchange(query, left, timeout_s) if a.error == "timeout" else a
             b = exchange(query, right, timeout_s) if b.error == "timeout" else b
-        return Outcome(query, a, b, tuple(compare(query, left.name, a, right.name, b)))
+        return Outcome(query, a, b, tuple(compare(query, left.name, a, right.name, b, rules)))
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         outcomes = tuple(pool.map(one, queries))
