@@ -8,7 +8,15 @@ from storage.dnsdata import names
 from storage.dnsdata.errors import DnsDataError, InvalidName, InvalidRRset, InvalidZone, Problem
 from storage.dnsdata.names import name_from_text, owner_name, subname, to_unicode, zone_origin
 from storage.dnsdata.names import to_text as name_to_text
+from storage.dnsdata.rrsets import (
+    RRsetData,
+    RRsetKey,
+    parse_rdatatype,
+    parse_rrset,
+    rrset_from_rdatas,
+)
 from storage.dnsdata.rules import API_RULES, IMPORT_RULES, DnsRules
+from storage.dnsdata.zonecheck import check_edit, check_zone
 
 __all__ = [
     "API_RULES",
@@ -19,10 +27,17 @@ __all__ = [
     "InvalidRRset",
     "InvalidZone",
     "Problem",
+    "RRsetData",
+    "RRsetKey",
+    "check_edit",
+    "check_zone",
     "name_from_text",
     "name_to_text",
     "names",
     "owner_name",
+    "parse_rdatatype",
+    "parse_rrset",
+    "rrset_from_rdatas",
     "subname",
     "to_unicode",
     "zone_origin",
