@@ -72,21 +72,23 @@ async def read_data(reader: asyncio.StreamReader, max_bytes: int) -> DataResult:
     chunks: list[bytes] = []
     size = 0
     problem = DataProblem.NONE
-    at_line_start = True  # the previous bytes were CRLF (or DATA's own)
+    tail = b"\r\n"  # the last two bytes read: DATA's own line ended with CRLF
     while True:
+        at_line_start = tail == b"\r\n"
         try:
             chunk = await reader.readuntil(b"\n")
         except asyncio.LimitOverrunError as exc:
-            chunk = await reader.readexactly(exc.consumed)
+            # a line longer than the reader's limit: take what is there, keep reading it
+            chunk = await reader.readexactly(max(1, exc.consumed))
             if problem is DataProblem.NONE:
                 problem = DataProblem.LINE_TOO_LONG
-            at_line_start = False
             size += len(chunk)
             chunks.clear()
+            tail = (tail + chunk)[-2:]
             continue
         if at_line_start and chunk == b".\r\n":
             break
-        ends_crlf = chunk.endswith(b"\r\n")
+        ends_crlf = (tail + chunk)[-2:] == b"\r\n"
         if problem is DataProblem.NONE:
             if not ends_crlf or b"\r" in chunk[:-2]:
                 problem = DataProblem.BARE_NEWLINE
@@ -101,7 +103,7 @@ async def read_data(reader: asyncio.StreamReader, max_bytes: int) -> DataResult:
             chunks.append(chunk[1:] if at_line_start and chunk[:1] == b"." else chunk)
         elif chunks:
             chunks.clear()  # no point keeping what is going to be refused
-        at_line_start = ends_crlf
+        tail = (tail + chunk)[-2:]
     return DataResult(b"".join(chunks), problem)
 
 
