@@ -1,0 +1,60 @@
+"""Zone changes while serving: the next query sees them (the reply cache included)."""
+
+from __future__ import annotations
+
+import socket
+
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+
+from nameserver.zonefile import FileRRset
+from tests.e2e.ns_fixtures import NsServer, fresh_ns  # noqa: F401
+from tests.unit.nameserver.zones import CHILD, snapshot
+
+
+def a_rrset(name: str, ttl: int, *addresses: str) -> FileRRset:
+    return FileRRset(name, 1, ttl, tuple(socket.inet_aton(a) for a in addresses))
+
+
+def test_rrset_edit_is_served_at_once_over_udp_and_tcp(fresh_ns: NsServer) -> None:  # noqa: F811
+    assert fresh_ns.udp("www.zh.test").answer[0].ttl == 300  # now cached
+    assert fresh_ns.tcp("www.zh.test").answer[0].ttl == 300
+    fresh_ns.call(lambda: fresh_ns.table.apply_rrsets(
+        "zh.test.", 8, [a_rrset("www.zh.test.", 60, "192.0.2.99")], []
+    ))
+    for reply in (fresh_ns.udp("www.zh.test"), fresh_ns.tcp("www.zh.test")):
+        assert reply.answer[0].ttl == 60
+        assert [rd.to_text() for rd in reply.answer[0]] == ["192.0.2.99"]
+
+
+def test_new_and_deleted_names(fresh_ns: NsServer) -> None:  # noqa: F811
+    assert fresh_ns.udp("new.zh.test").rcode() == dns.rcode.NXDOMAIN
+    fresh_ns.call(lambda: fresh_ns.table.apply_rrsets(
+        "zh.test.", 8, [a_rrset("new.zh.test.", 60, "192.0.2.77")], [("mail.zh.test.", 1)]
+    ))
+    assert fresh_ns.udp("new.zh.test").answer
+    mail = fresh_ns.udp("mail.zh.test")
+    assert mail.rcode() == dns.rcode.NOERROR and not mail.answer  # AAAA is still there
+
+
+def test_whole_zone_replace_suspend_and_removal(fresh_ns: NsServer) -> None:  # noqa: F811
+    fresh_ns.call(lambda: fresh_ns.table.remove_zone("child.zh.test."))
+    referral = fresh_ns.udp("www.child.zh.test")
+    assert not referral.answer and referral.authority  # the parent's delegation now
+    fresh_ns.call(lambda: fresh_ns.table.replace_zone(snapshot(CHILD, "child.zh.test.", 3)))
+    assert fresh_ns.udp("www.child.zh.test").answer
+    fresh_ns.call(lambda: fresh_ns.table.set_active("zh.test.", False))
+    assert fresh_ns.udp("www.zh.test").rcode() == dns.rcode.REFUSED
+    assert fresh_ns.udp("www.child.zh.test").answer  # other zones unaffected
+
+
+def test_soa_serial_bump_is_visible(fresh_ns: NsServer) -> None:  # noqa: F811
+    soa = dns.rdata.from_text(
+        dns.rdataclass.IN, dns.rdatatype.SOA, "ns1.zh.test. hostmaster.zh.test. 8 7200 3600 1209600 300"
+    )
+    fresh_ns.call(lambda: fresh_ns.table.apply_rrsets(
+        "zh.test.", 8, [FileRRset("zh.test.", 6, 3600, (soa.to_digestable(),))], []
+    ))
+    assert fresh_ns.udp("zh.test", "SOA").answer[0][0].serial == 8
