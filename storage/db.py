@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
@@ -57,7 +57,7 @@ class Database:
     async def write(self) -> AsyncIterator[AsyncSession]:
         """One write transaction: committed on success, rolled back on error."""
         async with self.sessionmaker() as session:
-            await session.connection(execution_options={_WRITE: True})
+            await session.connection(execution_options=cast(Any, {_WRITE: True}))
             try:
                 yield session
                 await session.commit()

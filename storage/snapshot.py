@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import dns.rdatatype
-from sqlalchemy import Select, select
+from sqlalchemy import Executable, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Record, RRset, Zone, ZoneStatus
@@ -79,6 +80,7 @@ async def load_zones(
 def soa_rrset(zone: Zone) -> StoredRRset:
     """The system-owned SOA, built from the zone row."""
     wire = soa_from_zone(zone).to_wire()
+    assert wire is not None  # to_wire() without a file returns the bytes
     return StoredRRset(zone.name, int(dns.rdatatype.SOA), zone.soa_ttl, (wire,))
 
 
@@ -105,7 +107,7 @@ async def load_rrsets(
 
 
 async def _stream_rrsets(
-    session: AsyncSession, query: Select[tuple[int, str, int, int, bytes]]
+    session: AsyncSession, query: Executable
 ) -> AsyncIterator[tuple[int, StoredRRset]]:
     """Group (zone_id, name, rdtype, ttl, wire) rows, ordered by RRset, into
     RRsets. Streams in partitions so that loading a big zone lets the event
@@ -115,7 +117,8 @@ async def _stream_rrsets(
     wires: list[bytes] = []
     result = await session.stream(query)
     async for partition in result.partitions(2000):
-        for zone_id, name, rdtype, row_ttl, wire in partition:
+        for row in partition:
+            zone_id, name, rdtype, row_ttl, wire = cast(tuple[int, str, int, int, bytes], row)
             key = (zone_id, name, rdtype)
             if key != current:
                 if current is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import Any, cast
 
 import dns.name
 import dns.rdata
@@ -102,7 +102,7 @@ class WriteResult:
 
 
 def soa_from_zone(zone: Zone) -> dns.rdtypes.ANY.SOA.SOA:
-    return dns.rdtypes.ANY.SOA.SOA(
+    return dns.rdtypes.ANY.SOA.SOA(  # type: ignore[no-untyped-call]
         dns.rdataclass.IN,
         dns.rdatatype.SOA,
         dns.name.from_text(zone.soa_mname),
@@ -147,7 +147,8 @@ async def current_rrsets(session: AsyncSession, zone_id: int) -> dict[tuple[str,
     for (name, rdtype), (ttl, wires) in grouped.items():
         owner = dns.name.from_text(name)
         rdatas = [
-            dns.rdata.from_wire(dns.rdataclass.IN, rdtype, w, 0, len(w)) for w in wires
+            dns.rdata.from_wire(dns.rdataclass.IN, dns.rdatatype.RdataType.make(rdtype), w, 0, len(w))
+            for w in wires
         ]
         result[(name, rdtype)] = rrset_from_rdatas(
             owner, dns.rdatatype.RdataType.make(rdtype), ttl, rdatas
@@ -413,4 +414,4 @@ async def list_zones(session: AsyncSession) -> list[tuple[str, int, ZoneStatus, 
     rows = await session.execute(
         select(Zone.name, Zone.serial, Zone.status, count).order_by(Zone.name)
     )
-    return [(n, s, st, c) for n, s, st, c in rows]
+    return [cast(tuple[str, int, ZoneStatus, int], tuple(row)) for row in rows]

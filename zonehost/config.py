@@ -10,12 +10,14 @@ comma-separated in the environment. Nothing below this package reads
 
 from __future__ import annotations
 
+import builtins
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mx_forwarder.config import ForwarderConfig
 from nameserver.feed import FeedOptions
 from nameserver.options import NameserverOptions
 from nameserver.rrl import RrlOptions
@@ -45,14 +47,16 @@ def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 class Settings:
     """Raw settings from the file and the environment, read with types."""
 
-    def __init__(self, file_values: Mapping[str, Any], env: Mapping[str, str]) -> None:
+    def __init__(self, file_values: Mapping[str, Any], env: Mapping[builtins.str, builtins.str]) -> None:
         self._file = _flatten(file_values)
         self._env = {
             k[len(ENV_PREFIX):].lower(): v for k, v in env.items() if k.startswith(ENV_PREFIX)
         }
 
     @classmethod
-    def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    def load(
+        cls, path: builtins.str | Path | None = None, env: Mapping[builtins.str, builtins.str] | None = None
+    ) -> Settings:
         env = os.environ if env is None else env
         path = path or env.get(f"{ENV_PREFIX}CONFIG")
         values: dict[str, Any] = {}
@@ -66,23 +70,23 @@ class Settings:
                 raise ConfigError(f"invalid configuration file {path}: {exc}") from exc
         return cls(values, env)
 
-    def _raw(self, key: str) -> Any:
+    def _raw(self, key: builtins.str) -> Any:
         if key in self._env:
             return self._env[key]
         return self._file.get(key)
 
-    def has(self, key: str) -> bool:
+    def has(self, key: builtins.str) -> builtins.bool:
         return key in self._env or key in self._file
 
-    def str(self, key: str, default: str) -> str:
+    def str(self, key: builtins.str, default: builtins.str) -> builtins.str:
         value = self._raw(key)
         return default if value is None else str(value)
 
-    def optional_str(self, key: str) -> str | None:
+    def optional_str(self, key: builtins.str) -> builtins.str | None:
         value = self._raw(key)
         return None if value in (None, "") else str(value)
 
-    def int(self, key: str, default: int) -> int:
+    def int(self, key: builtins.str, default: builtins.int) -> builtins.int:
         value = self._raw(key)
         if value is None:
             return default
@@ -91,7 +95,7 @@ class Settings:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"setting {key}: expected an integer, got {value!r}") from exc
 
-    def float(self, key: str, default: float) -> float:
+    def float(self, key: builtins.str, default: builtins.float) -> builtins.float:
         value = self._raw(key)
         if value is None:
             return default
@@ -100,11 +104,11 @@ class Settings:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"setting {key}: expected a number, got {value!r}") from exc
 
-    def bool(self, key: str, default: bool) -> bool:
+    def bool(self, key: builtins.str, default: builtins.bool) -> builtins.bool:
         value = self._raw(key)
         if value is None:
             return default
-        if isinstance(value, bool):
+        if isinstance(value, builtins.bool):
             return value
         text = str(value).strip().lower()
         if text in ("1", "true", "yes", "on"):
@@ -113,16 +117,16 @@ class Settings:
             return False
         raise ConfigError(f"setting {key}: expected true or false, got {value!r}")
 
-    def list(self, key: str, default: list[str]) -> list[str]:
+    def list(self, key: builtins.str, default: builtins.list[builtins.str]) -> builtins.list[builtins.str]:
         value = self._raw(key)
         if value is None:
             return list(default)
-        if isinstance(value, list):
+        if isinstance(value, builtins.list):
             return [str(v) for v in value]
         return [part.strip() for part in str(value).split(",") if part.strip()]
 
     @property
-    def database_url(self) -> str:
+    def database_url(self) -> builtins.str:
         return self.str("database_url", DEFAULT_DATABASE_URL)
 
 
@@ -183,4 +187,70 @@ def feed_options(settings: Settings) -> FeedOptions:
         listen=settings.bool("nameserver_listen_notify", True),
         stats_flush_s=settings.float("nameserver_stats_flush", defaults.stats_flush_s),
         instance=settings.str("nameserver_instance", defaults.instance),
+    )
+
+
+def forwarder_config(settings: Settings) -> ForwarderConfig:
+    """`[mx_forwarder]` settings (ZONEHOST_MX_FORWARDER_*) as the forwarder's config.
+
+    With no `srs_keys`, a key is kept in `srs_key_file` (created once), so the
+    defaults work with no configuration and bounces survive a restart.
+    """
+    import secrets
+    from types import MappingProxyType
+
+    d = ForwarderConfig()
+    p = "mx_forwarder_"
+    hostname = settings.str(p + "hostname", d.hostname)
+    keys = [k.encode() for k in settings.list(p + "srs_keys", [])]
+    if not keys:
+        key_file = Path(settings.str(p + "srs_key_file", "var/srs.key"))
+        if not key_file.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(secrets.token_urlsafe(32) + "\n")
+            key_file.chmod(0o600)
+        keys = [key_file.read_text().strip().encode()]
+    transport = {}
+    for entry in settings.list(p + "transport", []):
+        domain, sep, target = entry.partition("=")
+        if not sep or not domain.strip():
+            raise ConfigError(f"setting {p}transport: expected domain=host:port, got {entry!r}")
+        transport[domain.strip().lower().rstrip(".")] = parse_hostport(target, 25)
+    resolver = settings.optional_str(p + "resolver")
+    return ForwarderConfig(
+        listen=parse_hostport(settings.str(p + "listen", "127.0.0.1:2525"), 25),
+        hostname=hostname,
+        tls_cert=settings.optional_str(p + "tls_cert"),
+        tls_key=settings.optional_str(p + "tls_key"),
+        max_message_bytes=settings.int(p + "max_message_bytes", d.max_message_bytes),
+        max_recipients=settings.int(p + "max_recipients", d.max_recipients),
+        max_connections=settings.int(p + "max_connections", d.max_connections),
+        max_connections_per_client=settings.int(p + "max_connections_per_client",
+                                                d.max_connections_per_client),
+        max_messages_per_client_per_minute=settings.int(
+            p + "max_messages_per_client_per_minute", d.max_messages_per_client_per_minute),
+        command_timeout_s=settings.float(p + "command_timeout", d.command_timeout_s),
+        data_timeout_s=settings.float(p + "data_timeout", d.data_timeout_s),
+        max_hops=settings.int(p + "max_hops", d.max_hops),
+        srs_domain=settings.str(p + "srs_domain", hostname).lower().rstrip("."),
+        srs_keys=tuple(keys),
+        srs_max_age_days=settings.int(p + "srs_max_age_days", d.srs_max_age_days),
+        resolver=parse_hostport(resolver, 53) if resolver else None,
+        transport=MappingProxyType(transport),
+        delivery_port=settings.int(p + "delivery_port", d.delivery_port),
+        delivery_concurrency=settings.int(p + "delivery_concurrency", d.delivery_concurrency),
+        connect_timeout_s=settings.float(p + "connect_timeout", d.connect_timeout_s),
+        delivery_timeout_s=settings.float(p + "delivery_timeout", d.delivery_timeout_s),
+        dns_timeout_s=settings.float(p + "dns_timeout", d.dns_timeout_s),
+        lease_s=settings.float(p + "lease", d.lease_s),
+        retry_base_s=settings.float(p + "retry_base", d.retry_base_s),
+        retry_max_s=settings.float(p + "retry_max", d.retry_max_s),
+        max_queue_age_s=settings.float(p + "max_queue_age", d.max_queue_age_s),
+        poll_interval_s=settings.float(p + "poll_interval", d.poll_interval_s),
+        spool_dir=settings.optional_str(p + "spool_dir"),
+        spool_threshold_bytes=settings.int(p + "spool_threshold_bytes",
+                                           d.spool_threshold_bytes),
+        sync_commit=settings.bool(p + "sync_commit", d.sync_commit),
+        auth_results=settings.bool(p + "auth_results", d.auth_results),
+        confirm_url=settings.str(p + "confirm_url", d.confirm_url),
     )
