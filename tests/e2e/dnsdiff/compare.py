@@ -50,6 +50,9 @@ class Rules:
     soa_serial: bool = True
 
 
+STRICT = Rules()
+
+
 class Verdict(enum.Enum):
     FAIL = "HARD"  # a hard difference nobody excused
     AMBIGUOUS = "ambiguous"  # excused by an ambiguity mark on the query
@@ -126,7 +129,7 @@ def compare(
     left: Exchange,
     right_name: str,
     right: Exchange,
-    rules: Rules = Rules(),
+    rules: Rules = STRICT,
 ) -> list[Difference]:
     found = _Collector(query)
     a = parse(left, axfr=query.axfr)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .compare import Difference, Rules, compare
+from .compare import STRICT, Difference, Rules, compare
 from .corpus import Query
 from .send import Endpoint, Exchange, exchange
 
@@ -41,7 +41,7 @@ def run(
     *,
     timeout_s: float = 2.0,
     workers: int = 8,
-    rules: Rules = Rules(),
+    rules: Rules = STRICT,
 ) -> RunResult:
     def one(query: Query) -> Outcome:
         a = exchange(query, left, timeout_s)
