@@ -28,6 +28,7 @@ MAX_NAME_OCTETS = 255  # wire form, root label included
 _MAX_INPUT_CHARS = 1024  # longer text cannot be a name; refuse before any work
 _BAD_CHARS = re.compile(r"[\s\x00-\x1f\x7f\\]")  # whitespace, control, escapes
 _RAW_BLANK = re.compile(r"[\s\x00-\x1f\x7f]")
+_ESCAPE = re.compile(r"\\.", re.DOTALL)
 _NOT_LDH = re.compile(r"[^a-z0-9-]")
 _NOT_OWNER = re.compile(rb"[^a-z0-9_-]")
 
@@ -166,7 +167,7 @@ def name_from_text(text: str, origin: dns.name.Name, *, strict: bool) -> dns.nam
         return _join(text, dns.name.Name(labels), origin)
     if len(text) > _MAX_INPUT_CHARS:
         raise InvalidName(text, "too long to be a domain name")
-    if _RAW_BLANK.search(text):
+    if _RAW_BLANK.search(_ESCAPE.sub("", text) if "\\" in text else text):
         raise InvalidName(text, "contains a raw space or control character (write \\DDD)")
     try:
         return dns.name.from_text(text, origin, IDNA_CODEC)
