@@ -7,23 +7,28 @@ Route authors call these; see zoneapi/README.md.
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dnsdata import InvalidName, zone_origin
-from storage.models import BusinessUnit, Right, UserRight, UserRole, Zone
+from storage.models import AuditEntry, BusinessUnit, Right, UserRight, UserRole, Zone
 from storage.models.auth import StepUp
 from storage.zones import Actor
 from zoneapi.auth import Principal
 from zoneapi.errors import BadRequest, Forbidden, NotFound
+from zoneapi.jsonio import dumps
 from zoneapi.keys import Context
 from zoneapi.policy import (
     Decision,
     IPNetwork,
     Operation,
+    SensitiveKind,
     ZoneAccess,
     account_active,
     allowlisted,
+    can_change_security,
     effective_rights,
     parse_networks,
     token_may_see_zone,
@@ -136,3 +141,29 @@ async def require_sensitive(
         operation=operation.key, how=step_up_how(principal),
         address=str(principal.source_ip),
     )
+
+
+def audit_row(principal: Principal, action: str, object_type: str, object_name: str,
+              before: object = None, after: object = None) -> AuditEntry:
+    """An audit-log row for a non-zone action by `principal` (zone writes get theirs from storage)."""
+    return AuditEntry(
+        account_id=principal.account_id, user_id=principal.user_id, actor=principal.actor_label,
+        source_ip=str(principal.source_ip), credential=principal.credential, action=action,
+        object_type=object_type, object_name=object_name[:320], before=plain_json(before),
+        after=plain_json(after),
+    )
+
+
+def plain_json(value: object) -> object:
+    """`value` with datetimes as ISO text, as the JSON columns need."""
+    return None if value is None else json.loads(dumps(value))
+
+
+async def require_security_change(session: AsyncSession, ctx: Context, principal: Principal,
+                                  *, first_factor: bool = False) -> None:
+    """The gate for security settings. `first_factor`: enrolling a second factor
+    when the user has none yet passes (nothing could be stepped up with)."""
+    enforce(can_change_security(principal.token))
+    if first_factor and not principal.totp_enabled and principal.mobile is None:
+        return
+    await require_sensitive(session, ctx, principal, Operation(SensitiveKind.SECURITY))

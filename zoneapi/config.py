@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import builtins
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +100,73 @@ def load_or_create_key(path: Path) -> bytes:
     with os.fdopen(fd, "wb") as f:
         f.write(key + b"\n")
     return key
+
+
+class _Settings(Protocol):
+    """What zonehost.config.Settings offers (zoneapi never imports zonehost)."""
+
+    def str(self, key: builtins.str, default: builtins.str) -> builtins.str: ...
+    def optional_str(self, key: builtins.str) -> builtins.str | None: ...
+    def int(self, key: builtins.str, default: builtins.int) -> builtins.int: ...
+    def float(self, key: builtins.str, default: builtins.float) -> builtins.float: ...
+    def bool(self, key: builtins.str, default: builtins.bool) -> builtins.bool: ...
+    def list(self, key: builtins.str, default: builtins.list[builtins.str]
+             ) -> builtins.list[builtins.str]: ...
+
+
+def _hostport(text: str, error: type[Exception]) -> tuple[str, int]:
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise error(f"invalid address {text!r}: expected HOST:PORT")
+    return host, int(port)
+
+
+def from_settings(s: _Settings, error: type[Exception] = ValueError) -> ZoneApiConfig:
+    """Read `zoneapi_*` settings (`[zoneapi]` in the file, ZONEHOST_ZONEAPI_* in the env)."""
+    key_text = s.optional_str("zoneapi_secret_key")
+    key_file = Path(s.str("zoneapi_secret_key_file", "var/zoneapi.key"))
+    secret_key = key_text.encode() if key_text else load_or_create_key(key_file)
+    smtp_host = s.optional_str("zoneapi_smtp_relay")
+    smtp = None
+    if smtp_host:
+        host, port = _hostport(smtp_host if ":" in smtp_host else f"{smtp_host}:25", error)
+        smtp = SmtpRelay(host, port, s.optional_str("zoneapi_smtp_username"),
+                         s.optional_str("zoneapi_smtp_password"),
+                         s.bool("zoneapi_smtp_starttls", False))
+    sms_url = s.optional_str("zoneapi_sms_gateway_url")
+    sms = SmsGatewayConfig(sms_url, s.optional_str("zoneapi_sms_gateway_username"),
+                           s.optional_str("zoneapi_sms_gateway_password"),
+                           s.str("zoneapi_sms_sender", "zonehost")) if sms_url else None
+    d = ZoneApiConfig(secret_key=b"")
+    try:
+        return ZoneApiConfig(
+            secret_key=secret_key,
+            listen=_hostport(s.str("zoneapi_listen", s.str("http_listen", "127.0.0.1:8053")),
+                             error),
+            public_url=s.str("zoneapi_public_url", d.public_url),
+            max_body_bytes=s.int("zoneapi_max_body_bytes", d.max_body_bytes),
+            max_import_bytes=s.int("zoneapi_max_import_bytes", d.max_import_bytes),
+            max_rrsets_per_request=s.int("zoneapi_max_rrsets_per_request",
+                                         d.max_rrsets_per_request),
+            max_records_per_zone=s.int("zoneapi_max_records_per_zone", d.max_records_per_zone),
+            rate_per_address=RateLimit(s.float("zoneapi_rate_per_address", 50.0),
+                                       s.int("zoneapi_rate_burst_per_address", 200)),
+            rate_per_token=RateLimit(s.float("zoneapi_rate_per_token", 50.0),
+                                     s.int("zoneapi_rate_burst_per_token", 200)),
+            cookie_secure=s.bool("zoneapi_cookie_secure", True),
+            session_idle_s=s.int("zoneapi_session_idle_s", d.session_idle_s),
+            session_absolute_s=s.int("zoneapi_session_absolute_s", d.session_absolute_s),
+            step_up_s=s.int("zoneapi_step_up_s", d.step_up_s),
+            sms_code_ttl_s=s.int("zoneapi_sms_code_ttl_s", d.sms_code_ttl_s),
+            sms_per_hour=s.int("zoneapi_sms_per_hour", d.sms_per_hour),
+            login_max_failures=s.int("zoneapi_login_max_failures", d.login_max_failures),
+            address_max_failures=s.int("zoneapi_address_max_failures", d.address_max_failures),
+            lockout_s=s.int("zoneapi_lockout_s", d.lockout_s),
+            mail_from=s.str("zoneapi_mail_from", d.mail_from),
+            smtp=smtp, sms=sms,
+            trusted_proxies=tuple(s.list("zoneapi_trusted_proxies", [])),
+            signup_enabled=s.bool("zoneapi_signup_enabled", True),
+        )
+    except ValueError as exc:
+        raise error(str(exc)) from exc

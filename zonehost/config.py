@@ -25,6 +25,7 @@ from storage.db import DEFAULT_DATABASE_URL
 
 if TYPE_CHECKING:
     from billing.config import BillingConfig
+    from zoneapi.config import ZoneApiConfig
 
 ENV_PREFIX = "ZONEHOST_"
 
@@ -254,3 +255,10 @@ def forwarder_config(settings: Settings) -> ForwarderConfig:
         auth_results=settings.bool(p + "auth_results", d.auth_results),
         confirm_url=settings.str(p + "confirm_url", d.confirm_url),
     )
+
+
+def zoneapi_config(settings: Settings) -> ZoneApiConfig:
+    """The zone API's config (`[zoneapi]` settings, see zoneapi/config.py)."""
+    from zoneapi.config import from_settings
+
+    return from_settings(settings, ConfigError)

@@ -111,3 +111,88 @@ async def running_api(db: Database, config: ZoneApiConfig | None = None,
         yield server
     finally:
         await stop_server(server)
+
+
+# Seeding through the project's own services (what sign-up + approval do).
+
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class Login:
+    user_id: int
+    login: str
+    account_id: int
+
+
+@dataclass
+class Browser:
+    cookie: tuple[str, str]
+    csrf: str
+
+
+async def seed_account(api: ApiServer, login: str, *, active: bool = True) -> Login:
+    from zoneapi.keys import CONTEXT
+    from zoneapi.services import accounts
+
+    ctx = api.app[CONTEXT]
+    async with api.db.write() as session:
+        account, user = await accounts.sign_up(
+            session, ctx, login=login, password=PASSWORD, email=f"{login}@example.net",
+            name=f"{login} Ltd", country="FR", postal_address="1 rue X", phone=None)
+        if active:
+            await accounts.approve(session, login)
+        return Login(user.id, user.login, account.id)
+
+
+async def seed_user(api: ApiServer, leader: Login, login: str, role: str,
+                    unit_id: int | None = None) -> Login:
+    from storage.models import UserRole
+    from zoneapi.keys import CONTEXT
+    from zoneapi.services import accounts
+
+    async with api.db.write() as session:
+        user = await accounts.create_user(
+            session, api.app[CONTEXT], account_id=leader.account_id, login=login,
+            email=f"{login}@example.net", password=PASSWORD, role=UserRole(role),
+            business_unit_id=unit_id)
+        return Login(user.id, user.login, leader.account_id)
+
+
+async def seed_token(api: ApiServer, user: Login, **fields: Any) -> str:
+    """A token inserted directly (setting one up through the API needs a step-up)."""
+    from storage.models.auth import ApiToken
+    from zoneapi.crypto import digest, new_token
+
+    secret = new_token()
+    values: dict[str, Any] = {"name": "test", "allowed_subnets": [], "policies": [],
+                              "perm_manage": False}
+    values.update(fields)
+    async with api.db.write() as session:
+        session.add(ApiToken(token_hash=digest(secret), user_id=user.user_id, **values))
+    return secret
+
+
+async def browser_login(api: ApiServer, login: str, password: str = PASSWORD,
+                        **extra: str) -> Browser:
+    reply = await api.client.call("POST", "/api/v1/auth/login",
+                                  json_body={"login": login, "password": password, **extra})
+    assert reply.status == 200, reply.text
+    name, _, rest = reply.headers["Set-Cookie"].partition("=")
+    return Browser((name, rest.split(";")[0]), reply.body["csrf_token"])
+
+
+async def outbox(api: ApiServer, recipient: str, channel: str = "mail") -> list[tuple[str, str]]:
+    """(subject, body) of messages to `recipient`, oldest first, once background sends finish."""
+    from sqlalchemy import select
+
+    from storage.models.auth import OutboxMessage
+    from zoneapi.keys import CONTEXT
+
+    await api.app[CONTEXT].notifier.drain()
+    async with api.db.read() as session:
+        rows = await session.execute(
+            select(OutboxMessage.subject, OutboxMessage.body).where(
+                OutboxMessage.recipient == recipient, OutboxMessage.channel == channel)
+            .order_by(OutboxMessage.id))
+        return [(s, b) for s, b in rows]

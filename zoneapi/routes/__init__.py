@@ -7,7 +7,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from zoneapi.routes import meta
+from zoneapi.routes import account, auth, me, meta, tokens
 
 
 class RouteModule(Protocol):
@@ -16,6 +16,10 @@ class RouteModule(Protocol):
 
 ROUTE_MODULES: list[RouteModule] = [
     meta,
+    auth,
+    me,
+    tokens,
+    account,
 ]
 
 

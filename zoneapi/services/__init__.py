@@ -1,0 +1,1 @@
+"""The API's services: each takes a session and the Context, raises ApiError."""
