@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import dns.name
 
@@ -113,9 +113,9 @@ def find_rrset(node: Node, rdtype: int) -> PreparedRRset | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class Lookup:
-    """Where a name falls in a zone (RFC 1034 4.3.2 step 3)."""
+class Lookup(NamedTuple):
+    """Where a name falls in a zone (RFC 1034 4.3.2 step 3); a NamedTuple, as it
+    is made for every query (see nameserver/message.py)."""
 
     node: Node | None  # the exact node, or None if the name does not exist
     closest_encloser: bytes

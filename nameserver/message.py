@@ -1,9 +1,16 @@
-"""Value types shared by the parser, the answer engine and the renderer."""
+"""Value types shared by the parser, the answer engine and the renderer.
+
+The per-query values (`Edns`, `Query`, `Answer`) are NamedTuples, not frozen
+dataclasses: they are built for every query, and a frozen dataclass's
+`__init__` (one `object.__setattr__` per field) costs about 2.4 us for ten
+fields against 0.5 us for a NamedTuple, a sixth of the whole budget of a
+query that misses the reply cache. They are just as immutable.
+"""
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from nameserver.rrwire import PreparedRRset
 
@@ -46,8 +53,7 @@ QR, AA, TC, RD = 0x8000, 0x0400, 0x0200, 0x0100
 COOKIE_OPTION = 10
 
 
-@dataclass(frozen=True, slots=True)
-class Edns:
+class Edns(NamedTuple):
     version: int
     payload: int  # requested UDP payload as sent
     do: bool
@@ -55,8 +61,7 @@ class Edns:
     cookie: bytes | None  # the COOKIE option value (client cookie, maybe + server cookie)
 
 
-@dataclass(frozen=True, slots=True)
-class Query:
+class Query(NamedTuple):
     id: int
     flags: int  # the 16 header flag bits as sent
     opcode: int
@@ -73,8 +78,7 @@ class Query:
 Placed = tuple[bytes, PreparedRRset]
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(NamedTuple):
     outcome: Outcome
     rcode: Rcode
     aa: bool

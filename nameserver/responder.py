@@ -202,7 +202,7 @@ class Responder:
         if ans is None:
             ans = answer(query, self.table.index, self._chaos)
             if options:
-                ans = dataclasses.replace(ans, options=ans.options + options)
+                ans = ans._replace(options=ans.options + options)
         limit = TCP_LIMIT if transport == "tcp" else udp_limit(query, self.options.udp_payload)
         reply = render(ans, query, limit, self.options.udp_payload)
         zone_text = self.table.index.zones[ans.zone].origin_text if ans.zone else ""

@@ -31,6 +31,7 @@ _OPT_FIXED = struct.Struct("!HHIH")
 _QFIXED = struct.Struct("!HH")
 
 MAX_NAME = 255
+_QNAME_POINTER = b"\xc0\x0c"  # the question name always starts at offset 12
 UDP_MIN = 512
 
 
@@ -194,21 +195,27 @@ def udp_limit(query: Query, server_payload: int) -> int:
 class _Writer:
     """A message under construction with RFC 1035 4.1.4 name compression."""
 
-    __slots__ = ("buf", "names")
+    __slots__ = ("buf", "names", "qname")
 
     def __init__(self, header: bytes, question: bytes, qname: bytes) -> None:
         self.buf = bytearray(header)
         self.buf += question
+        self.qname = qname
+        self.names: dict[bytes, int] | None = None  # made on the first name not the qname
+
+    def _table(self) -> dict[bytes, int]:
         names: dict[bytes, int] = {}
+        qname = self.qname
         pos = 0
         while qname[pos]:
             names[qname[pos:]] = 12 + pos
             pos += qname[pos] + 1
         self.names = names
+        return names
 
     def name(self, name: bytes) -> None:
         buf = self.buf
-        names = self.names
+        names = self.names if self.names is not None else self._table()
         pos = 0
         while name[pos]:
             suffix = name[pos:]
@@ -222,16 +229,31 @@ class _Writer:
             pos += name[pos] + 1
         buf += name
 
+    def owner(self, owner: bytes) -> bytes:
+        """Write an owner name; returns the bytes that repeat it (a pointer)."""
+        if owner == self.qname:
+            self.buf += _QNAME_POINTER
+            return _QNAME_POINTER
+        buf = self.buf
+        mark = len(buf)
+        self.name(owner)
+        if len(buf) - mark == 2 or mark >= 0x4000:
+            return bytes(buf[mark:])
+        return _U16.pack(0xC000 | mark)
+
     def rrset(self, owner: bytes, rrset: PreparedRRset) -> int:
         """Append every record of `rrset`; returns how many."""
         buf = self.buf
-        if rrset.records:
-            for record in rrset.records:
-                self.name(owner)
-                buf += record
-            return len(rrset.records)
+        ref = self.owner(owner)
+        records = rrset.records
+        if records:
+            buf += ref.join(records)
+            return len(records)
+        first = True
         for crec in rrset.compressed:
-            self.name(owner)
+            if not first:
+                buf += ref
+            first = False
             buf += crec.ttc
             at = len(buf)
             buf += b"\0\0"
@@ -252,7 +274,8 @@ class _Writer:
             if len(buf) > limit:
                 del buf[mark:]
                 # forget names that pointed into what was cut
-                self.names = {k: v for k, v in self.names.items() if v < mark}
+                if self.names is not None:
+                    self.names = {k: v for k, v in self.names.items() if v < mark}
                 if must_fit:
                     return count, True
                 continue
@@ -260,10 +283,27 @@ class _Writer:
         return count, False
 
 
-def _opt_record(payload: int, ext_rcode: int, do: bool, options: tuple[tuple[int, bytes], ...]) -> bytes:
+def _opt_record(
+    payload: int, ext_rcode: int, do: bool, options: tuple[tuple[int, bytes], ...]
+) -> bytes:
+    if not options:
+        key = (payload, ext_rcode, do)
+        cached = _PLAIN_OPT.get(key)
+        if cached is None:
+            cached = _PLAIN_OPT[key] = _opt_record_uncached(payload, ext_rcode, do, ())
+        return cached
+    return _opt_record_uncached(payload, ext_rcode, do, options)
+
+
+def _opt_record_uncached(
+    payload: int, ext_rcode: int, do: bool, options: tuple[tuple[int, bytes], ...]
+) -> bytes:
     rdata = b"".join(_QFIXED.pack(code, len(value)) + value for code, value in options)
     ttl = (ext_rcode << 24) | (0x8000 if do else 0)
     return b"\0" + _OPT_FIXED.pack(OPT, payload, ttl, len(rdata)) + rdata
+
+
+_PLAIN_OPT: dict[tuple[int, int, bool], bytes] = {}
 
 
 def render(answer: Answer, query: Query, limit: int, server_payload: int = 1232) -> bytes:
@@ -281,12 +321,14 @@ def render(answer: Answer, query: Query, limit: int, server_payload: int = 1232)
         return header[:4] + bytes([0, 0, 0, 0, 0, 0, 0, 1 if opt else 0]) + opt
     w = _Writer(header, query.question, query.qname)
     room = limit - len(opt)
-    an, tc = w.section(answer.answer, room, True)
-    ns = ar = 0
-    if not tc:
+    an = ns = ar = 0
+    tc = False
+    if answer.answer:
+        an, tc = w.section(answer.answer, room, True)
+    if answer.authority and not tc:
         ns, tc = w.section(answer.authority, room, True)
-        if not tc:
-            ar, _ = w.section(answer.additional, room, False)
+    if answer.additional and not tc:
+        ar, _ = w.section(answer.additional, room, False)
     buf = w.buf
     if tc:
         flags |= TC
