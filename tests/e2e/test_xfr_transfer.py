@@ -3,11 +3,13 @@
 Every zone is written through storage (replace_zone, apply_changes), served
 by the nameserver with the transfer service wired in, and read back with
 dnspython's own transfer client, which checks the RFC 5936/1995 framing and
-every TSIG on the way.
+every TSIG on the way. One store and two primaries serve the module (one
+open to 127.0.0.0/8, one for key holders only); each test has zones of its own.
 """
 
 from __future__ import annotations
 
+import itertools
 import socket
 from collections.abc import Iterator
 
@@ -34,19 +36,22 @@ from tests.e2e.xfr_fixtures import (
     import_zone,
     put,
     run_primary,
+    shared_database,
     soa_serial,
     tcp_exchange,
 )
 
 SECRET = "K2tf3TRjvQkVCmJF3/Z9vA=="
 KEYRING = dns.tsigkeyring.from_text({"xfr-key": ("hmac-sha256", SECRET)})
-ORIGIN = "xfr.test."
+OPEN = TransferConfig.from_texts(
+    allow_transfer=["127.0.0.0/8", "::1"], tsig_keys=[f"xfr-key:hmac-sha256:{SECRET}"]
+)
 KEY_ONLY = TransferConfig.from_texts(
     allow_transfer=["10.0.0.0/8"], tsig_keys=[f"xfr-key:hmac-sha256:{SECRET}"]
 )
 ZONE = """
 $TTL 3600
-@       SOA   ns1.xfr.test. hostmaster.xfr.test. 2024010100 7200 3600 1209600 300
+@       SOA   ns1 hostmaster 2024010100 7200 3600 1209600 300
 @       NS    ns1
 @       NS    ns2.example.net.
 @       MX    10 mail
@@ -60,6 +65,8 @@ _sip._udp SRV 10 60 5060 mail
 sub     NS    ns.sub
 ns.sub  A     192.0.2.54
 """
+ZONE_RECORDS = 13
+_names = itertools.count()
 
 
 def big_zone(count: int) -> str:
@@ -68,36 +75,45 @@ def big_zone(count: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.fixture
-def primary(database_url: str) -> Iterator[Primary]:
-    import_zone(database_url, ORIGIN, ZONE)
-    config = TransferConfig.from_texts(
-        allow_transfer=["127.0.0.0/8", "::1"], tsig_keys=[f"xfr-key:hmac-sha256:{SECRET}"]
-    )
-    with run_primary(database_url, config) as server:
+@pytest.fixture(scope="module")
+def store_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with shared_database(tmp_path_factory.mktemp("xfr")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def primary(store_url: str) -> Iterator[Primary]:
+    with run_primary(store_url, OPEN) as server:
         yield server
 
 
-@pytest.fixture
-def keyed_primary(database_url: str) -> Iterator[Primary]:
+@pytest.fixture(scope="module")
+def keyed_primary(store_url: str) -> Iterator[Primary]:
     """Transfers only with the key: 127.0.0.1 is not in allow_transfer."""
-    import_zone(database_url, ORIGIN, ZONE)
-    with run_primary(database_url, KEY_ONLY) as server:
+    with run_primary(store_url, KEY_ONLY) as server:
         yield server
+
+
+def new_zone(store_url: str, servers: list[Primary], text: str = ZONE) -> str:
+    """Import a zone of its own for one test; wait until every server has it."""
+    origin = f"z{next(_names)}.xfr.test."
+    serial = import_zone(store_url, origin, text).serial
+    for server in servers:
+        server.wait_serial(origin, serial)
+    return origin
 
 
 @pytest.fixture
-def big_primary(database_url: str) -> Iterator[Primary]:
-    import_zone(database_url, ORIGIN, big_zone(3000))
-    with run_primary(database_url, KEY_ONLY) as server:
-        yield server
+def origin(store_url: str, primary: Primary, keyed_primary: Primary) -> str:
+    return new_zone(store_url, [primary, keyed_primary])
 
 
-def axfr_zone(primary: Primary, **kwargs: object) -> dns.zone.Zone:
-    return dns.zone.from_xfr(
-        dns.query.xfr(HOST, ORIGIN, port=primary.port, timeout=5, lifetime=30, relativize=False, **kwargs),  # type: ignore[arg-type]
-        relativize=False,
+def axfr_zone(primary: Primary, origin: str, **kwargs: object) -> dns.zone.Zone:
+    messages = dns.query.xfr(
+        HOST, origin, port=primary.port, timeout=5, lifetime=30, relativize=False,
+        **kwargs,  # type: ignore[arg-type]
     )
+    return dns.zone.from_xfr(messages, relativize=False)
 
 
 def records(zone: dns.zone.Zone) -> set[str]:
@@ -108,44 +124,63 @@ def records(zone: dns.zone.Zone) -> set[str]:
     }
 
 
-def query_wire(qtype: str, serial: int | None = None, keyname: str | None = None) -> bytes:
+def query_wire(
+    origin: str, qtype: str, serial: int | None = None, keyname: str | None = None
+) -> bytes:
     if serial is None:
-        query = dns.message.make_query(ORIGIN, qtype)
+        query = dns.message.make_query(origin, qtype)
     else:
-        query = dns.xfr.make_query(dns.versioned.Zone(ORIGIN), serial=serial)[0]
+        query = dns.xfr.make_query(dns.versioned.Zone(origin), serial=serial)[0]
     if keyname is not None:
         query.use_tsig(KEYRING, keyname)
     return query.to_wire()
 
 
-def test_axfr_is_the_store_content(primary: Primary) -> None:
-    zone = axfr_zone(primary)
-    expected = dns.zone.from_text(ZONE, ORIGIN, relativize=False)
-    serial = primary.serial(ORIGIN)
+def answers(replies: list[bytes]) -> list[dns.rrset.RRset]:
+    """Every answer record of a transfer, one RRset per record, in order."""
+    return [
+        rr for wire in replies
+        for rr in dns.message.from_wire(wire, one_rr_per_rrset=True).answer
+    ]
+
+
+def current_serial(primary: Primary, origin: str) -> int:
+    reply = dns.query.udp(dns.message.make_query(origin, "SOA"), HOST, port=primary.port, timeout=5)
+    return soa_serial(reply, origin)
+
+
+def test_axfr_is_the_store_content(primary: Primary, origin: str) -> None:
+    zone = axfr_zone(primary, origin)
+    expected = dns.zone.from_text(ZONE, origin, relativize=False)
+    serial = primary.serial(origin)
     assert serial is not None and serial > 2024010100  # the store's serial
     with_serial = {line.replace(" 2024010100 ", f" {serial} ") for line in records(expected)}
     assert records(zone) == with_serial
 
 
-def test_axfr_soa_first_and_last(primary: Primary) -> None:
-    replies = tcp_exchange(HOST, primary.port, query_wire("AXFR"))
-    answers = [rr for wire in replies for rr in dns.message.from_wire(wire, one_rr_per_rrset=True).answer]
-    assert answers[0].rdtype == dns.rdatatype.SOA and answers[-1].rdtype == dns.rdatatype.SOA
-    assert sum(1 for rr in answers if rr.rdtype == dns.rdatatype.SOA) == 2
+def test_axfr_soa_first_and_last(primary: Primary, origin: str) -> None:
+    replies = tcp_exchange(HOST, primary.port, query_wire(origin, "AXFR"))
+    rrs = answers(replies)
+    assert rrs[0].rdtype == dns.rdatatype.SOA and rrs[-1].rdtype == dns.rdatatype.SOA
+    assert sum(1 for rr in rrs if rr.rdtype == dns.rdatatype.SOA) == 2
+    assert len(rrs) == ZONE_RECORDS + 1
     assert all(dns.message.from_wire(w).flags & dns.flags.AA for w in replies)
 
 
-def test_big_zone_in_several_messages_each_signed(big_primary: Primary) -> None:
-    zone = axfr_zone(big_primary, keyring=KEYRING, keyname="xfr-key")  # verifies every TSIG
-    assert len(records(zone)) == 3000 + 13
-    replies = tcp_exchange(HOST, big_primary.port, query_wire("AXFR", keyname="xfr-key"))
+def test_big_zone_in_several_messages_each_signed(
+    store_url: str, keyed_primary: Primary
+) -> None:
+    origin = new_zone(store_url, [keyed_primary], big_zone(3000))
+    zone = axfr_zone(keyed_primary, origin, keyring=KEYRING, keyname="xfr-key")  # checks each TSIG
+    assert len(records(zone)) == 3000 + ZONE_RECORDS
+    replies = tcp_exchange(HOST, keyed_primary.port, query_wire(origin, "AXFR", keyname="xfr-key"))
     assert len(replies) > 3
     for wire in replies:
         assert dns.message.from_wire(wire, keyring=False).had_tsig
 
 
-def test_unsigned_transfer_outside_the_acl_is_refused(keyed_primary: Primary) -> None:
-    (reply,) = tcp_exchange(HOST, keyed_primary.port, query_wire("AXFR"), count=1)
+def test_unsigned_transfer_outside_the_acl_is_refused(keyed_primary: Primary, origin: str) -> None:
+    (reply,) = tcp_exchange(HOST, keyed_primary.port, query_wire(origin, "AXFR"), count=1)
     message = dns.message.from_wire(reply)
     assert message.rcode() == dns.rcode.REFUSED
     assert not message.answer
@@ -160,9 +195,10 @@ def test_unsigned_transfer_outside_the_acl_is_refused(keyed_primary: Primary) ->
     ],
 )
 def test_bad_tsig_is_notauth(
-    keyed_primary: Primary, keyring: dict[dns.name.Name, dns.tsig.Key], keyname: str, error: int
+    keyed_primary: Primary, origin: str,
+    keyring: dict[dns.name.Name, dns.tsig.Key], keyname: str, error: int,
 ) -> None:
-    query = dns.message.make_query(ORIGIN, "AXFR")
+    query = dns.message.make_query(origin, "AXFR")
     query.use_tsig(keyring, keyname)
     (reply,) = tcp_exchange(HOST, keyed_primary.port, query.to_wire(), count=1)
     message = dns.message.from_wire(reply, keyring=False)
@@ -174,35 +210,11 @@ def test_bad_tsig_is_notauth(
     assert not message.answer
 
 
-@pytest.mark.parametrize("qname", ["not-hosted.test.", "www.xfr.test."])
-def test_not_a_zone_apex_is_notauth(primary: Primary, qname: str) -> None:
-    query = dns.message.make_query(qname, "AXFR")
+@pytest.mark.parametrize("qname", ["not-hosted.test.", "www.{origin}"])
+def test_not_a_zone_apex_is_notauth(primary: Primary, origin: str, qname: str) -> None:
+    query = dns.message.make_query(qname.format(origin=origin), "AXFR")
     (reply,) = tcp_exchange(HOST, primary.port, query.to_wire(), count=1)
     assert dns.message.from_wire(reply).rcode() == dns.rcode.NOTAUTH
-
-
-def test_ixfr_replays_the_history(primary: Primary, database_url: str) -> None:
-    mirror = dns.versioned.Zone(ORIGIN)
-    dns.query.inbound_xfr(HOST, mirror, port=primary.port, timeout=5, lifetime=30)
-    first = soa_serial_of(mirror)
-    edit(database_url, ORIGIN, put(ORIGIN, "www", "A", "192.0.2.82"))
-    edit(database_url, ORIGIN, drop(ORIGIN, "txt", "TXT"), put(ORIGIN, "new", "AAAA", "2001:db8::1"))
-    last = edit(database_url, ORIGIN, put(ORIGIN, "@", "MX", "20 mail", "30 mx.example.net.")).serial
-    # The raw sequence: current SOA, then per change old SOA, removals, new SOA, additions.
-    replies = tcp_exchange(HOST, primary.port, query_wire("IXFR", serial=first))
-    answer = [rr for w in replies for rr in dns.message.from_wire(w, one_rr_per_rrset=True).answer]
-    soas = [rr[0].serial for rr in answer if rr.rdtype == dns.rdatatype.SOA]
-    assert soas[0] == soas[-1] == last
-    assert soas[1] == first
-    assert len(soas) == 2 + 2 * 3  # three changes, incremental
-    lines = [f"{rr.name} {dns.rdatatype.to_text(rr.rdtype)} {rr[0]}" for rr in answer]
-    assert "www.xfr.test. A 192.0.2.80" in lines[2:4]  # removed in the first change
-    # dnspython's IXFR client applies it; the result equals a fresh AXFR.
-    dns.query.inbound_xfr(
-        HOST, mirror, dns.xfr.make_query(mirror)[0], port=primary.port, timeout=5, lifetime=30
-    )
-    assert soa_serial_of(mirror) == last
-    assert records_of(mirror) == records(axfr_zone(primary))
 
 
 def soa_serial_of(zone: dns.versioned.Zone) -> int:
@@ -222,50 +234,72 @@ def records_of(zone: dns.versioned.Zone) -> set[str]:
     return out
 
 
-def test_ixfr_after_a_replace_is_axfr_style(primary: Primary, database_url: str) -> None:
-    first = soa_serial(dns.query.udp(dns.message.make_query(ORIGIN, "SOA"), HOST, port=primary.port, timeout=5), ORIGIN)
-    edit(database_url, ORIGIN, put(ORIGIN, "www", "A", "192.0.2.82"))
-    last = import_zone(database_url, ORIGIN, ZONE.replace("192.0.2.53", "192.0.2.99")).serial
-    replies = tcp_exchange(HOST, primary.port, query_wire("IXFR", serial=first))
-    answer = [rr for w in replies for rr in dns.message.from_wire(w, one_rr_per_rrset=True).answer]
-    soas = [rr[0].serial for rr in answer if rr.rdtype == dns.rdatatype.SOA]
+def test_ixfr_replays_the_history(primary: Primary, store_url: str, origin: str) -> None:
+    mirror = dns.versioned.Zone(origin)
+    dns.query.inbound_xfr(HOST, mirror, port=primary.port, timeout=5, lifetime=30)
+    first = soa_serial_of(mirror)
+    edit(store_url, origin, put(origin, "www", "A", "192.0.2.82"))
+    edit(store_url, origin, drop(origin, "txt", "TXT"), put(origin, "new", "AAAA", "2001:db8::1"))
+    last = edit(store_url, origin, put(origin, "@", "MX", "20 mail", "30 mx.example.net.")).serial
+    # The raw sequence: current SOA, then per change old SOA, removals, new SOA, additions.
+    rrs = answers(tcp_exchange(HOST, primary.port, query_wire(origin, "IXFR", serial=first)))
+    soas = [rr[0].serial for rr in rrs if rr.rdtype == dns.rdatatype.SOA]
+    assert soas[0] == soas[-1] == last
+    assert soas[1] == first
+    assert len(soas) == 2 + 2 * 3  # three changes, incremental
+    lines = [f"{rr.name} {dns.rdatatype.to_text(rr.rdtype)} {rr[0]}" for rr in rrs]
+    assert f"www.{origin} A 192.0.2.80" in lines[2:4]  # removed by the first change
+    # dnspython's IXFR client applies it; the result equals a fresh AXFR.
+    query = dns.xfr.make_query(mirror)[0]
+    dns.query.inbound_xfr(HOST, mirror, query, port=primary.port, timeout=5, lifetime=30)
+    assert soa_serial_of(mirror) == last
+    assert records_of(mirror) == records(axfr_zone(primary, origin))
+
+
+def test_ixfr_after_a_replace_is_axfr_style(primary: Primary, store_url: str, origin: str) -> None:
+    first = current_serial(primary, origin)
+    edit(store_url, origin, put(origin, "www", "A", "192.0.2.82"))
+    last = import_zone(store_url, origin, ZONE.replace("192.0.2.53", "192.0.2.99")).serial
+    rrs = answers(tcp_exchange(HOST, primary.port, query_wire(origin, "IXFR", serial=first)))
+    soas = [rr[0].serial for rr in rrs if rr.rdtype == dns.rdatatype.SOA]
     assert soas == [last, last]  # AXFR-style: SOA, every record, SOA
-    assert any(rr.rdtype == dns.rdatatype.A and str(rr[0]) == "192.0.2.99" for rr in answer)
+    assert any(rr.rdtype == dns.rdatatype.A and str(rr[0]) == "192.0.2.99" for rr in rrs)
 
 
-def test_ixfr_from_an_unknown_serial_is_axfr_style(primary: Primary) -> None:
-    replies = tcp_exchange(HOST, primary.port, query_wire("IXFR", serial=12345))
-    answer = [rr for w in replies for rr in dns.message.from_wire(w, one_rr_per_rrset=True).answer]
-    assert len(answer) == 14
-    assert answer[0].rdtype == answer[-1].rdtype == dns.rdatatype.SOA
+def test_ixfr_from_an_unknown_serial_is_axfr_style(primary: Primary, origin: str) -> None:
+    rrs = answers(tcp_exchange(HOST, primary.port, query_wire(origin, "IXFR", serial=12345)))
+    assert len(rrs) == ZONE_RECORDS + 1
+    assert rrs[0].rdtype == rrs[-1].rdtype == dns.rdatatype.SOA
 
 
-def test_ixfr_up_to_date_is_one_soa(primary: Primary) -> None:
-    current = soa_serial(dns.query.tcp(dns.message.make_query(ORIGIN, "SOA"), HOST, port=primary.port, timeout=5), ORIGIN)
+def test_ixfr_up_to_date_is_one_soa(primary: Primary, origin: str) -> None:
+    current = current_serial(primary, origin)
     for serial in (current, current + 5):  # same, or newer than ours
-        (reply,) = tcp_exchange(HOST, primary.port, query_wire("IXFR", serial=serial), count=1)
+        wire = query_wire(origin, "IXFR", serial=serial)
+        (reply,) = tcp_exchange(HOST, primary.port, wire, count=1)
         message = dns.message.from_wire(reply)
         assert message.rcode() == dns.rcode.NOERROR
-        assert len(message.answer) == 1 and soa_serial(message, ORIGIN) == current
+        assert len(message.answer) == 1 and soa_serial(message, origin) == current
 
 
-def test_ixfr_without_soa_is_formerr(primary: Primary) -> None:
-    (reply,) = tcp_exchange(HOST, primary.port, query_wire("IXFR"), count=1)
+def test_ixfr_without_soa_is_formerr(primary: Primary, origin: str) -> None:
+    (reply,) = tcp_exchange(HOST, primary.port, query_wire(origin, "IXFR"), count=1)
     assert dns.message.from_wire(reply).rcode() == dns.rcode.FORMERR
 
 
-def test_ixfr_over_udp_is_our_soa(primary: Primary) -> None:
-    query = dns.message.make_query(ORIGIN, "IXFR")
-    query.authority = dns.xfr.make_query(dns.versioned.Zone(ORIGIN), serial=1)[0].authority
-    reply = dns.query.udp(query, HOST, port=primary.port, timeout=5)
+def ixfr_query(origin: str) -> dns.message.Message:
+    return dns.xfr.make_query(dns.versioned.Zone(origin), serial=1)[0]
+
+
+def test_ixfr_over_udp_is_our_soa(primary: Primary, origin: str) -> None:
+    reply = dns.query.udp(ixfr_query(origin), HOST, port=primary.port, timeout=5)
     assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.AA
     assert [rr.rdtype for rr in reply.answer] == [dns.rdatatype.SOA]
-    assert soa_serial(reply, ORIGIN) == primary.serial(ORIGIN)
+    assert soa_serial(reply, origin) == primary.serial(origin)
 
 
-def test_ixfr_over_udp_outside_the_acl_is_refused(keyed_primary: Primary) -> None:
-    query = dns.message.make_query(ORIGIN, "IXFR")
-    query.authority = dns.xfr.make_query(dns.versioned.Zone(ORIGIN), serial=1)[0].authority
+def test_ixfr_over_udp_outside_the_acl_is_refused(keyed_primary: Primary, origin: str) -> None:
+    query = ixfr_query(origin)
     reply = dns.query.udp(query, HOST, port=keyed_primary.port, timeout=5)
     assert reply.rcode() == dns.rcode.REFUSED
     query.use_tsig(KEYRING, "xfr-key")
@@ -273,14 +307,16 @@ def test_ixfr_over_udp_outside_the_acl_is_refused(keyed_primary: Primary) -> Non
     assert signed.rcode() == dns.rcode.NOERROR and signed.had_tsig
 
 
-def test_axfr_over_udp_is_notimp(primary: Primary) -> None:
-    reply = dns.query.udp(dns.message.make_query(ORIGIN, "AXFR"), HOST, port=primary.port, timeout=5)
-    assert reply.rcode() == dns.rcode.NOTIMP
+def test_axfr_over_udp_is_notimp(primary: Primary, origin: str) -> None:
+    query = dns.message.make_query(origin, "AXFR")
+    assert dns.query.udp(query, HOST, port=primary.port, timeout=5).rcode() == dns.rcode.NOTIMP
 
 
-@pytest.mark.parametrize(("qname", "rcode"), [(ORIGIN, dns.rcode.REFUSED), ("other.test.", dns.rcode.NXDOMAIN)])
-def test_notify_to_the_primary(primary: Primary, qname: str, rcode: int) -> None:
-    query = dns.message.make_query(qname, "SOA")
+@pytest.mark.parametrize(
+    ("qname", "rcode"), [("{origin}", dns.rcode.REFUSED), ("other.test.", dns.rcode.NXDOMAIN)]
+)
+def test_notify_to_the_primary(primary: Primary, origin: str, qname: str, rcode: int) -> None:
+    query = dns.message.make_query(qname.format(origin=origin), "SOA")
     query.set_opcode(dns.opcode.NOTIFY)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(5)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import dns.message
@@ -31,7 +32,9 @@ from nameserver.server import RunningNameserver, serve
 from nameserver.xfr import TransferConfig, TransferService
 from storage.db import Database, connect
 from storage.dnsdata import parse_rrset, zone_from_text, zone_origin
+from storage.migrate import upgrade
 from storage.zones import OPERATOR, RRsetChange, WriteResult, apply_changes, replace_zone
+from tests.conftest import PG_URL, _create_pg_database, _drop_pg_database
 
 HOST = "127.0.0.1"
 TIMEOUT_S = 5.0
@@ -76,6 +79,22 @@ def edit(database_url: str, origin: str, *changes: RRsetChange) -> WriteResult:
             return await apply_changes(session, origin, list(changes), OPERATOR)
 
     return store(database_url, work)
+
+
+@contextmanager
+def shared_database(folder: Path) -> Iterator[str]:
+    """A fresh, migrated store for a whole module (as conftest's `database_url`,
+    which is per test): SQLite in `folder`, or PostgreSQL when configured."""
+    if PG_URL:
+        url = asyncio.run(_create_pg_database(PG_URL))
+    else:
+        url = f"sqlite+aiosqlite:///{folder / 'zonehost.sqlite3'}"
+    store(url, upgrade)
+    try:
+        yield url
+    finally:
+        if PG_URL:
+            asyncio.run(_drop_pg_database(url))
 
 
 @dataclass
