@@ -2,6 +2,6 @@
 
 from types import ModuleType
 
-from zonehost.commands import account, api, db, mail, nameserver, serve, zone
+from zonehost.commands import account, api, billing, db, mail, nameserver, orders, serve, zone
 
-COMMANDS: list[ModuleType] = [db, zone, nameserver, mail, api, account, serve]
+COMMANDS: list[ModuleType] = [db, zone, nameserver, mail, api, account, billing, orders, serve]

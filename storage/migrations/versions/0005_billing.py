@@ -22,6 +22,8 @@ def upgrade() -> None:
     sa.Column('value', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_billing_counters'))
     )
+    counters = sa.table("billing_counters", sa.column("name", sa.String), sa.column("value", sa.BigInteger))
+    op.bulk_insert(counters, [{"name": "order", "value": 0}, {"name": "invoice", "value": 0}])
     op.create_table('billing_outbox',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('kind', sa.String(length=64), nullable=False),
@@ -187,6 +189,7 @@ def upgrade() -> None:
     sa.Column('reference', sa.String(length=200), nullable=True),
     sa.Column('idempotency_key', sa.String(length=128), nullable=True),
     sa.Column('recorded_by', sa.String(length=200), nullable=False),
+    sa.Column('details', sa.JSON(), nullable=False),
     sa.Column('received_on', sa.Date(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
