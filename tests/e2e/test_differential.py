@@ -249,6 +249,7 @@ def _only(result: RunResult, *, axfr: bool) -> RunResult:
     return RunResult(result.left, result.right, outcomes)
 
 
+@pytest.mark.slow  # up to ~35 s on PostgreSQL: migrations, the 20,000-record import
 @pytest.mark.parametrize("corpus_dir", _corpus_params())
 def test_zonehost_answers_match_nsd(
     corpus_dir: Path, references: References, cli_env: dict[str, str], tmp_path: Path
