@@ -210,3 +210,27 @@ async def test_expired_message_bounces(db: Database, sinks: tuple[Sink, Sink]) -
         assert DeliveryState.DEFERRED not in states
     finally:
         await handle.close()
+
+
+async def test_new_target_confirmed_by_link_before_any_mail(
+    db: Database, sinks: tuple[Sink, Sink], forwarder: ForwarderHandle
+) -> None:
+    import re
+    import smtplib
+
+    from storage import aliases
+
+    dest, _ = sinks
+    await add_alias(db, "new@hosted.test", "fresh@dest.test", verified=False)
+    (request,) = await dest.wait_for(1)  # the confirmation mail, null sender
+    assert request.rcpt_tos == ["fresh@dest.test"] and request.mail_from == ""
+    match = re.search(rb"token=([A-Za-z0-9_-]+)", request.data)
+    assert match is not None
+    assert forwarder.port is not None
+    with pytest.raises(smtplib.SMTPRecipientsRefused):  # 450 until confirmed
+        await send(forwarder.port, "alice@sender.test", ["new@hosted.test"], MESSAGE)
+    async with db.write() as session:
+        await aliases.confirm_target(session, match.group(1).decode())
+    await send(forwarder.port, "alice@sender.test", ["new@hosted.test"], MESSAGE)
+    messages = await dest.wait_for(2)
+    assert messages[1].rcpt_tos == ["fresh@dest.test"] and messages[1].data.endswith(MESSAGE)
