@@ -53,7 +53,7 @@ class Secondary(asyncio.DatagramProtocol):
         if len(self.received) <= self.drop or self.rcode is None:
             return
         reply = dns.message.make_response(message)
-        reply.set_rcode(self.rcode)
+        reply.set_rcode(dns.rcode.Rcode(self.rcode))
         if not self.sign_replies:
             reply.tsig = None
         assert self.transport is not None
