@@ -10,6 +10,8 @@ from .compare import STRICT, Difference, Rules, compare
 from .corpus import Query
 from .send import Endpoint, Exchange, exchange
 
+RETRIES = 2
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -33,6 +35,11 @@ class RunResult:
     def failures(self) -> list[Difference]:
         return [d for d in self.differences if d.fails]
 
+    def unanswered(self, side: str) -> list[str]:
+        """Queries the left or right server never answered (a comparison with nothing)."""
+        pick = (lambda o: o.left) if side == self.left else (lambda o: o.right)
+        return [o.query.source for o in self.outcomes if not pick(o).wires]
+
 
 def run(
     queries: Sequence[Query],
@@ -46,8 +53,10 @@ def run(
     def one(query: Query) -> Outcome:
         a = exchange(query, left, timeout_s)
         b = exchange(query, right, timeout_s)
-        # A lost UDP datagram is not a finding: ask once more before comparing.
-        if (a.error == "timeout") != (b.error == "timeout"):
+        # A lost datagram on a busy machine is not a finding: ask again before comparing.
+        for _ in range(RETRIES):
+            if a.error != "timeout" and b.error != "timeout":
+                break
             a = exchange(query, left, timeout_s) if a.error == "timeout" else a
             b = exchange(query, right, timeout_s) if b.error == "timeout" else b
         return Outcome(query, a, b, tuple(compare(query, left.name, a, right.name, b, rules)))
