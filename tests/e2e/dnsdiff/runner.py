@@ -37,8 +37,8 @@ class RunResult:
 
     def unanswered(self, side: str) -> list[str]:
         """Queries the left or right server never answered (a comparison with nothing)."""
-        pick = (lambda o: o.left) if side == self.left else (lambda o: o.right)
-        return [o.query.source for o in self.outcomes if not pick(o).wires]
+        left = side == self.left
+        return [o.query.source for o in self.outcomes if not (o.left if left else o.right).wires]
 
 
 def run(
