@@ -205,6 +205,14 @@ def check_rdata(
     absolute, and types of bounded size need no wire-size check (a speed-up
     for imports, where most records are such).
     """
+    return _check_rdata(owner, rdtype, rdata, rules, parsed)[1]
+
+
+def _check_rdata(
+    owner: dns.name.Name | None, rdtype: dns.rdatatype.RdataType, rdata: dns.rdata.Rdata,
+    rules: DnsRules, parsed: bool,
+) -> tuple[int, list[str]]:
+    """check_rdata(), and the wire size (0 when it was not needed)."""
     reasons: list[str] = []
     if parsed and rdtype in _BOUNDED_TYPES:
         size = 0
@@ -212,12 +220,12 @@ def check_rdata(
         try:
             size = len(wire(rdata))
         except dns.name.NeedAbsoluteNameOrOrigin:
-            return ["contains a relative name"]
+            return 0, ["contains a relative name"]
     if size > MAX_RDATA_OCTETS:
         reasons.append(f"is {size} octets long in wire form (at most {MAX_RDATA_OCTETS})")
     if rules.strict_names:
         reasons.extend(_strict_target_reasons(owner, rdtype, rdata))
-    return reasons
+    return size, reasons
 
 
 def wire(rdata: dns.rdata.Rdata) -> bytes:
@@ -326,15 +334,17 @@ def canonical_rrset(
         reasons.append((None, message))
     if len(numbered) == 1:  # the common case: nothing to deduplicate or sort
         (i, rd), = numbered
-        problems = check_rdata(name, rdtype, rd, rules, parsed=parsed)
+        size, problems = _check_rdata(name, rdtype, rd, rules, parsed)
         reasons.extend((i, p) for p in problems)
+        if not problems and _PER_RECORD_OCTETS + size > MAX_RRSET_OCTETS:
+            reasons.append((None, _too_large(_PER_RECORD_OCTETS + size)))
         if reasons or name is None:
             return None, reasons
         return RRsetData(name, rdtype, ttl, (rd,)), reasons
     by_digest: dict[bytes, dns.rdata.Rdata] = {}
     size = 0
     for i, rd in numbered:
-        problems = check_rdata(name, rdtype, rd, rules, parsed=parsed)
+        problems = _check_rdata(name, rdtype, rd, rules, parsed)[1]
         if problems:
             reasons.extend((i, p) for p in problems)
             continue
@@ -347,15 +357,18 @@ def canonical_rrset(
         message = f"a {type_text} RRset holds exactly one record, got {len(by_digest)}"
         reasons.append((None, message))
     if size > MAX_RRSET_OCTETS:
-        message = (
-            f"the RRset is {size} octets long, too large for one DNS message "
-            f"(at most {MAX_RRSET_OCTETS})"
-        )
-        reasons.append((None, message))
+        reasons.append((None, _too_large(size)))
     if reasons or name is None:
         return None, reasons
     rdatas = tuple(by_digest[d] for d in sorted(by_digest))
     return RRsetData(name, rdtype, ttl, rdatas), reasons
+
+
+def _too_large(size: int) -> str:
+    return (
+        f"the RRset is {size} octets long, too large for one DNS message "
+        f"(at most {MAX_RRSET_OCTETS})"
+    )
 
 
 def _strict_target_reasons(

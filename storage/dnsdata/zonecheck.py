@@ -27,6 +27,7 @@ from storage.dnsdata.rrsets import RRsetData, RRsetKey
 T = dns.rdatatype.RdataType
 Labels = tuple[bytes, ...]  # of a canonical name: a cheap, exact dict key
 _CNAME_COMPANIONS = frozenset({T.CNAME, T.RRSIG, T.NSEC, T.NSEC3})
+_NODE_RULE_TYPES = frozenset({T.CNAME, T.SOA, T.DS, T.DNAME})  # every rule names one
 
 
 def check_zone(
@@ -129,6 +130,8 @@ def check_edit(
 
 
 def _node_problems(apex: Labels, labels: Labels, at: set[T]) -> list[Problem]:
+    if at.isdisjoint(_NODE_RULE_TYPES):  # most names: nothing to judge
+        return []
     problems: list[Problem] = []
     name = dns.name.Name(labels)
     if labels == apex:

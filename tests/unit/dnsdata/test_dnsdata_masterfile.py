@@ -87,6 +87,16 @@ def test_crlf_and_tabs() -> None:
     assert [r.rdtype for r in content.rrsets] == [T.NS, T.A]
 
 
+def test_byte_order_mark_is_ignored() -> None:
+    content = from_text("\ufeff$TTL 60\n@ NS ns1\n", ORIGIN)
+    assert [r.rdtype for r in content.rrsets] == [T.NS]
+
+
+def test_origin_must_be_absolute() -> None:
+    with pytest.raises(ValueError, match="absolute"):
+        from_text("", dns.name.from_text("example", None))
+
+
 def test_ttl_defaults() -> None:
     """$TTL wins; without it the last stated TTL; without both the SOA minimum."""
     content = parse(

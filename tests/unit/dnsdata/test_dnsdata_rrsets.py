@@ -261,6 +261,16 @@ def test_rrset_too_large_for_a_message() -> None:
     ]
 
 
+def test_one_record_too_large_for_a_message() -> None:
+    strings = " ".join(['"' + "x" * 255 + '"'] * 255)  # 65280 octets: fits RDLENGTH only
+    with pytest.raises(InvalidRRset) as info:
+        parse_rrset(ORIGIN, "www", "TXT", 300, [strings])
+    assert info.value.reasons == [
+        (f"the RRset is 65292 octets long, too large for one DNS message (at most "
+        f"{MAX_RRSET_OCTETS})")
+    ]
+
+
 def test_rdata_larger_than_rdlength() -> None:
     strings = " ".join(['"' + "x" * 255 + '"'] * 260)
     with pytest.raises(InvalidRRset) as info:
