@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import logging
 import socket
 from collections.abc import Sequence
@@ -132,4 +133,8 @@ async def serve(
     index = table.index
     responder.metrics.zones_loaded = len(index.zones)
     responder.metrics.records_loaded = index.record_count
+    # The zones loaded so far live as long as the process: keep the cyclic
+    # garbage collector from walking their million objects on every full pass
+    # (tens of milliseconds of stalled queries each time).
+    gc.freeze()
     return running

@@ -103,7 +103,10 @@ class TcpConnection(asyncio.Protocol):
         idle = time.monotonic() - self.last_activity
         timeout = self.state.options.tcp_idle_timeout_s
         if idle >= timeout and self.transfer is None:
-            self.abort() if self.write_blocked else self._close()
+            if self.write_blocked:
+                self.abort()  # close() would wait for a buffer the client never reads
+            else:
+                self._close()
             return
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(max(timeout - idle, 0.05), self._check_idle)

@@ -12,14 +12,13 @@ import socket
 import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
 import dns.message
 import dns.query
 import dns.rdatatype
-import pytest
 
 from nameserver.index import ZoneSnapshot, ZoneTable
 from nameserver.options import NameserverOptions
@@ -134,15 +133,6 @@ def run_nameserver(
 TEST_OPTIONS = NameserverOptions(tcp_idle_timeout_s=2.0, tcp_max_per_client=8)
 
 
-@pytest.fixture(scope="module")
-def ns() -> Iterator[NsServer]:
-    """The fixture zones (tests/unit/nameserver/zones.py) served for a module."""
-    with run_nameserver(all_snapshots(), TEST_OPTIONS) as server:
-        yield server
-
-
-@pytest.fixture
-def fresh_ns() -> Iterator[NsServer]:
-    """Like `ns`, but a server of its own for tests that change zones or limits."""
-    with run_nameserver(all_snapshots(), TEST_OPTIONS) as server:
-        yield server
+def serving(options: NameserverOptions = TEST_OPTIONS) -> AbstractContextManager[NsServer]:
+    """The fixture zones (tests/unit/nameserver/zones.py) served until the block ends."""
+    return run_nameserver(all_snapshots(), options)

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import dns.flags
 import dns.rcode
 import pytest
 
-from tests.e2e.ns_fixtures import NsServer, ns  # noqa: F401  (fixture)
+from tests.e2e.ns_fixtures import NsServer, serving
 from tests.unit.nameserver.ask import lines
+
+
+@pytest.fixture(scope="module")
+def ns() -> Iterator[NsServer]:
+    with serving() as server:
+        yield server
 
 SOA_ZH = "zh.test. 300 SOA ns1.zh.test. hostmaster.zh.test. 7 7200 3600 1209600 300"
 WWW = {"www.zh.test. 300 A 192.0.2.10", "www.zh.test. 300 A 192.0.2.11"}
@@ -67,7 +75,7 @@ def test_cname(
     ns: NsServer,
     qname: str,
     qtype: str,
-    rcode: str,  # noqa: F811
+    rcode: str,
     answer: set[str],
     authority: set[str],
 ) -> None:
@@ -78,7 +86,7 @@ def test_cname(
     assert lines(reply.authority) == authority
 
 
-def test_chain_is_in_order(ns: NsServer) -> None:  # noqa: F811
+def test_chain_is_in_order(ns: NsServer) -> None:
     reply = ns.udp("c1.zh.test", "A")
     names = [rrset.name.to_text() for rrset in reply.answer]
     assert names == ["c1.zh.test.", "c2.zh.test.", "www.zh.test."]

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import dns.flags
 import dns.rcode
 import pytest
 
-from tests.e2e.ns_fixtures import NsServer, ns  # noqa: F401  (fixture)
+from tests.e2e.ns_fixtures import NsServer, serving
 from tests.unit.nameserver.ask import lines
+
+
+@pytest.fixture(scope="module")
+def ns() -> Iterator[NsServer]:
+    with serving() as server:
+        yield server
 
 SOA_ZH = "zh.test. 300 SOA ns1.zh.test. hostmaster.zh.test. 7 7200 3600 1209600 300"
 SOA_OTHER = "other.test. 900 SOA ns.other.test. hostmaster.other.test. 1 7200 3600 1209600 900"
@@ -70,7 +78,7 @@ def test_dname(
     ns: NsServer,
     qname: str,
     qtype: str,
-    rcode: str,  # noqa: F811
+    rcode: str,
     answer: set[str],
     authority: set[str],
 ) -> None:
@@ -81,7 +89,7 @@ def test_dname(
     assert lines(reply.authority) == authority
 
 
-def test_synthesized_cname_owner_keeps_query_case(ns: NsServer) -> None:  # noqa: F811
+def test_synthesized_cname_owner_keeps_query_case(ns: NsServer) -> None:
     reply = ns.udp("WWW.Dn.zh.test", "A")
     cname = next(r for r in reply.answer if r.rdtype == 5)
     assert cname.name.to_text() == "WWW.Dn.zh.test."

@@ -13,25 +13,31 @@ import dns.rcode
 import pytest
 
 from nameserver.options import NameserverOptions
-from tests.e2e.ns_fixtures import NsServer, make_query, ns, run_nameserver  # noqa: F401
+from tests.e2e.ns_fixtures import NsServer, make_query, run_nameserver, serving
 from tests.unit.nameserver.zones import all_snapshots
+
+
+@pytest.fixture(scope="module")
+def ns() -> Iterator[NsServer]:
+    with serving() as server:
+        yield server
 
 COOKIE = 10
 
 
-def test_opt_only_when_asked(ns: NsServer) -> None:  # noqa: F811
+def test_opt_only_when_asked(ns: NsServer) -> None:
     with_edns = ns.udp("www.zh.test", "A", payload=4096)
     assert with_edns.edns == 0 and with_edns.payload == 1232
     without = ns.udp("www.zh.test", "A", edns=False)
     assert without.edns == -1 and without.answer
 
 
-def test_do_bit_is_echoed(ns: NsServer) -> None:  # noqa: F811
+def test_do_bit_is_echoed(ns: NsServer) -> None:
     assert ns.udp("www.zh.test", "A", want_dnssec=True).ednsflags & dns.flags.DO
     assert not ns.udp("www.zh.test", "A").ednsflags & dns.flags.DO
 
 
-def test_badvers_for_unknown_version(ns: NsServer) -> None:  # noqa: F811
+def test_badvers_for_unknown_version(ns: NsServer) -> None:
     query = make_query("www.zh.test", "A")
     query.use_edns(1)
     reply = dns.query.udp(query, ns.host, port=ns.port, timeout=2)
@@ -48,7 +54,7 @@ def test_badvers_for_unknown_version(ns: NsServer) -> None:  # noqa: F811
                      id="option overrun"),
     ],
 )
-def test_malformed_opt_is_formerr(ns: NsServer, extra: bytes) -> None:  # noqa: F811
+def test_malformed_opt_is_formerr(ns: NsServer, extra: bytes) -> None:
     wire = make_query("www.zh.test", "A", edns=False).to_wire()
     arcount = extra.count(b"\x00\x29\x04\xd0")
     message = wire[:10] + struct.pack("!H", arcount) + wire[12:] + extra
@@ -57,7 +63,7 @@ def test_malformed_opt_is_formerr(ns: NsServer, extra: bytes) -> None:  # noqa: 
     assert reply[3] & 0xF == dns.rcode.FORMERR
 
 
-def test_payload_is_honoured_and_tcp_has_it_all(ns: NsServer) -> None:  # noqa: F811
+def test_payload_is_honoured_and_tcp_has_it_all(ns: NsServer) -> None:
     small = ns.udp("big.zh.test", "TXT", payload=512)
     assert small.flags & dns.flags.TC and not small.answer
     no_edns = ns.udp("big.zh.test", "TXT", edns=False)
@@ -69,14 +75,14 @@ def test_payload_is_honoured_and_tcp_has_it_all(ns: NsServer) -> None:  # noqa: 
 
 
 @pytest.mark.parametrize("payload", [0, 100, 512, 600, 1000, 1232, 4096, 65535])
-def test_udp_reply_never_exceeds_what_the_client_allows(ns: NsServer, payload: int) -> None:  # noqa: F811
+def test_udp_reply_never_exceeds_what_the_client_allows(ns: NsServer, payload: int) -> None:
     wire = make_query("big.zh.test", "TXT", payload=payload).to_wire()
     reply = ns.raw_udp(wire)
     assert reply is not None
     assert len(reply) <= max(512, min(payload, 1232))
 
 
-def test_refused_carries_extended_error(ns: NsServer) -> None:  # noqa: F811
+def test_refused_carries_extended_error(ns: NsServer) -> None:
     reply = ns.udp("www.example.net", "A")
     assert reply.rcode() == dns.rcode.REFUSED
     assert [o.otype for o in reply.options] == [dns.edns.OptionType.EDE]
@@ -89,7 +95,7 @@ def _cookie(reply: dns.message.Message) -> bytes | None:
     return None
 
 
-def test_client_cookie_gets_a_server_cookie_that_is_accepted_back(ns: NsServer) -> None:  # noqa: F811
+def test_client_cookie_gets_a_server_cookie_that_is_accepted_back(ns: NsServer) -> None:
     client = b"\x01\x02\x03\x04\x05\x06\x07\x08"
     first = ns.udp("www.zh.test", "A", options=[dns.edns.GenericOption(COOKIE, client)])
     returned = _cookie(first)

@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 
 import dns.rcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import pytest
 
 from nameserver.zonefile import FileRRset
-from tests.e2e.ns_fixtures import NsServer, fresh_ns  # noqa: F401
+from tests.e2e.ns_fixtures import NsServer, serving
 from tests.unit.nameserver.zones import CHILD, snapshot
+
+
+@pytest.fixture
+def fresh_ns() -> Iterator[NsServer]:
+    with serving() as server:
+        yield server
 
 
 def a_rrset(name: str, ttl: int, *addresses: str) -> FileRRset:
     return FileRRset(name, 1, ttl, tuple(socket.inet_aton(a) for a in addresses))
 
 
-def test_rrset_edit_is_served_at_once_over_udp_and_tcp(fresh_ns: NsServer) -> None:  # noqa: F811
+def test_rrset_edit_is_served_at_once_over_udp_and_tcp(fresh_ns: NsServer) -> None:
     assert fresh_ns.udp("www.zh.test").answer[0].ttl == 300  # now cached
     assert fresh_ns.tcp("www.zh.test").answer[0].ttl == 300
     fresh_ns.call(lambda: fresh_ns.table.apply_rrsets(
@@ -29,7 +37,7 @@ def test_rrset_edit_is_served_at_once_over_udp_and_tcp(fresh_ns: NsServer) -> No
         assert [rd.to_text() for rd in reply.answer[0]] == ["192.0.2.99"]
 
 
-def test_new_and_deleted_names(fresh_ns: NsServer) -> None:  # noqa: F811
+def test_new_and_deleted_names(fresh_ns: NsServer) -> None:
     assert fresh_ns.udp("new.zh.test").rcode() == dns.rcode.NXDOMAIN
     fresh_ns.call(lambda: fresh_ns.table.apply_rrsets(
         "zh.test.", 8, [a_rrset("new.zh.test.", 60, "192.0.2.77")], [("mail.zh.test.", 1)]
@@ -39,7 +47,7 @@ def test_new_and_deleted_names(fresh_ns: NsServer) -> None:  # noqa: F811
     assert mail.rcode() == dns.rcode.NOERROR and not mail.answer  # AAAA is still there
 
 
-def test_whole_zone_replace_suspend_and_removal(fresh_ns: NsServer) -> None:  # noqa: F811
+def test_whole_zone_replace_suspend_and_removal(fresh_ns: NsServer) -> None:
     fresh_ns.call(lambda: fresh_ns.table.remove_zone("child.zh.test."))
     referral = fresh_ns.udp("www.child.zh.test")
     assert not referral.answer and referral.authority  # the parent's delegation now
@@ -50,7 +58,7 @@ def test_whole_zone_replace_suspend_and_removal(fresh_ns: NsServer) -> None:  # 
     assert fresh_ns.udp("www.child.zh.test").answer  # other zones unaffected
 
 
-def test_soa_serial_bump_is_visible(fresh_ns: NsServer) -> None:  # noqa: F811
+def test_soa_serial_bump_is_visible(fresh_ns: NsServer) -> None:
     soa = dns.rdata.from_text(
         dns.rdataclass.IN, dns.rdatatype.SOA, "ns1.zh.test. hostmaster.zh.test. 8 7200 3600 1209600 300"
     )

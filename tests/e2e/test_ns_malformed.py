@@ -5,12 +5,19 @@ from __future__ import annotations
 import random
 import socket
 import struct
+from collections.abc import Iterator
 
 import dns.rcode
 import pytest
 
-from tests.e2e.ns_fixtures import NsServer, frame, make_query, ns, read_framed  # noqa: F401
+from tests.e2e.ns_fixtures import NsServer, frame, make_query, read_framed, serving
 from tests.unit.nameserver.test_wire import FORMERR_CASES
+
+
+@pytest.fixture(scope="module")
+def ns() -> Iterator[NsServer]:
+    with serving() as server:
+        yield server
 
 GOOD = make_query("www.zh.test", "A").to_wire()
 
@@ -21,7 +28,7 @@ def canary(server: NsServer) -> None:
 
 
 @pytest.mark.parametrize("message", list(FORMERR_CASES.values()), ids=list(FORMERR_CASES))
-def test_formerr_then_next_query_answered(ns: NsServer, message: bytes) -> None:  # noqa: F811
+def test_formerr_then_next_query_answered(ns: NsServer, message: bytes) -> None:
     reply = ns.raw_udp(message)
     assert reply is not None and len(reply) == 12
     assert reply[:2] == message[:2] and reply[3] & 0xF == dns.rcode.FORMERR
@@ -37,18 +44,18 @@ def test_formerr_then_next_query_answered(ns: NsServer, message: bytes) -> None:
         pytest.param(GOOD[:2] + bytes([GOOD[2] | 0x80]) + GOOD[3:], id="QR=1"),
     ],
 )
-def test_silence_then_next_query_answered(ns: NsServer, message: bytes) -> None:  # noqa: F811
+def test_silence_then_next_query_answered(ns: NsServer, message: bytes) -> None:
     assert ns.raw_udp(message, timeout_s=0.3) is None
     canary(ns)
 
 
-def test_unknown_opcode_is_notimp(ns: NsServer) -> None:  # noqa: F811
+def test_unknown_opcode_is_notimp(ns: NsServer) -> None:
     message = GOOD[:2] + bytes([GOOD[2] | (2 << 3)]) + GOOD[3:]
     reply = ns.raw_udp(message)
     assert reply is not None and reply[3] & 0xF == dns.rcode.NOTIMP
 
 
-def test_random_and_bit_flipped_datagrams(ns: NsServer) -> None:  # noqa: F811
+def test_random_and_bit_flipped_datagrams(ns: NsServer) -> None:
     rng = random.Random(4592)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         for i in range(3000):
@@ -64,13 +71,13 @@ def test_random_and_bit_flipped_datagrams(ns: NsServer) -> None:  # noqa: F811
     assert ns.udp("mail.zh.test", "AAAA").answer
 
 
-def test_reply_never_reflects_more_than_the_query_allows(ns: NsServer) -> None:  # noqa: F811
+def test_reply_never_reflects_more_than_the_query_allows(ns: NsServer) -> None:
     # a spoofed-source amplification probe without EDNS gets at most 512 octets
     reply = ns.raw_udp(make_query("big.zh.test", "TXT", edns=False).to_wire())
     assert reply is not None and len(reply) <= 512
 
 
-def test_garbage_over_tcp_then_a_good_query(ns: NsServer) -> None:  # noqa: F811
+def test_garbage_over_tcp_then_a_good_query(ns: NsServer) -> None:
     rng = random.Random(7766)
     with ns.connect() as sock:
         for _ in range(50):

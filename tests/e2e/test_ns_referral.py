@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import dns.flags
 import dns.rcode
 import pytest
 
-from tests.e2e.ns_fixtures import NsServer, ns  # noqa: F401  (fixture)
+from tests.e2e.ns_fixtures import NsServer, serving
 from tests.unit.nameserver.ask import lines
+
+
+@pytest.fixture(scope="module")
+def ns() -> Iterator[NsServer]:
+    with serving() as server:
+        yield server
 
 SOA_ZH = "zh.test. 300 SOA ns1.zh.test. hostmaster.zh.test. 7 7200 3600 1209600 300"
 SUB_NS = {"sub.zh.test. 3600 NS ns1.sub.zh.test.", "sub.zh.test. 3600 NS ns.other.test."}
@@ -67,7 +75,7 @@ def test_referral(
     qname: str,
     qtype: str,
     rcode: str,
-    aa: bool,  # noqa: F811
+    aa: bool,
     answer: set[str],
     authority: set[str],
     additional: set[str],
@@ -80,7 +88,7 @@ def test_referral(
     assert lines(reply.additional) == additional
 
 
-def test_referral_over_tcp_is_the_same(ns: NsServer) -> None:  # noqa: F811
+def test_referral_over_tcp_is_the_same(ns: NsServer) -> None:
     reply = ns.tcp("www.sub.zh.test", "A")
     assert not reply.flags & dns.flags.AA
     assert lines(reply.authority) == SUB_NS and lines(reply.additional) == SUB_GLUE

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import dns.flags
 import dns.rcode
 import pytest
 
-from tests.e2e.ns_fixtures import NsServer, ns  # noqa: F401  (fixture)
+from tests.e2e.ns_fixtures import NsServer, serving
 from tests.unit.nameserver.ask import lines
+
+
+@pytest.fixture(scope="module")
+def ns() -> Iterator[NsServer]:
+    with serving() as server:
+        yield server
 
 SOA_EXAMPLE = "example. 3600 SOA ns.example.com. hostmaster.example. 1 7200 3600 1209600 3600"
 SOA_ZH = "zh.test. 300 SOA ns1.zh.test. hostmaster.zh.test. 7 7200 3600 1209600 300"
@@ -58,7 +66,7 @@ def test_wildcard(
     qname: str,
     qtype: str,
     rcode: str,
-    aa: bool,  # noqa: F811
+    aa: bool,
     answer: set[str],
     authority: set[str],
 ) -> None:
@@ -69,6 +77,6 @@ def test_wildcard(
     assert lines(reply.authority) == authority
 
 
-def test_synthesized_owner_keeps_the_query_case(ns: NsServer) -> None:  # noqa: F811
+def test_synthesized_owner_keeps_the_query_case(ns: NsServer) -> None:
     reply = ns.udp("HoSt3.ExAmPlE", "MX")
     assert reply.answer[0].name.to_text() == "HoSt3.ExAmPlE."
