@@ -41,6 +41,7 @@ BATCH = 100
 PROBE_WAIT_S = 0.2
 DEADLINE_S = 30.0  # bounds on each flood, whatever the server's speed
 TCP_DEADLINE_S = 10.0
+MAX_UDP_REPLY = 1232
 CANARY = ("www.alpha.test.", dns.rdatatype.A, {"192.0.2.10", "192.0.2.11"})
 
 
@@ -48,9 +49,34 @@ CANARY = ("www.alpha.test.", dns.rdatatype.A, {"192.0.2.10", "192.0.2.11"})
 class FloodStats:
     sent: int
     replies: int
+    largest_reply: int
     probes_answered: int
     probes: int
     seconds: float
+
+
+class _Replies:
+    """What came back on one socket."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.largest = 0
+
+    def wait_for(self, sock: socket.socket, reply_id: bytes, wait_s: float) -> bool:
+        """Read replies until one starts with reply_id (True) or wait_s passes (False)."""
+        end = time.monotonic() + max(wait_s, 0.0)
+        while True:
+            remaining = end - time.monotonic()
+            if not select.select([sock], [], [], max(remaining, 0.0))[0]:
+                return False
+            try:
+                reply = sock.recv(65535)
+            except (BlockingIOError, ConnectionRefusedError):
+                continue
+            self.count += 1
+            self.largest = max(self.largest, len(reply))
+            if reply_id and reply.startswith(reply_id):
+                return True
 
 
 def _seeds() -> list[bytes]:
@@ -67,7 +93,8 @@ def _flood_udp(
     by a full socket buffer) without waiting for each reply; past the deadline we stop waiting.
     """
     start = time.monotonic()
-    replies = sent = probes = answered = 0
+    replies = _Replies()
+    sent = probes = answered = 0
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         sock.connect((server.host, server.port))
@@ -79,14 +106,13 @@ def _flood_udp(
             probe_id = struct.pack("!H", number % 65536)
             _send(sock, probe_id + probe[2:])
             probes += 1
-            got, matched = _wait_for(sock, probe_id, min(PROBE_WAIT_S, deadline - time.monotonic()))
-            replies += got
-            answered += matched
+            wait_s = min(PROBE_WAIT_S, deadline - time.monotonic())
+            answered += replies.wait_for(sock, probe_id, wait_s)
             if number % 100 == 0:
                 assert server.alive(), f"{server.name} died:\n{server.log_tail()}"
-        replies += _wait_for(sock, b"", 0.2)[0]
+        replies.wait_for(sock, b"", 0.2)
     seconds = time.monotonic() - start
-    return FloodStats(sent, replies, answered, probes, seconds)
+    return FloodStats(sent, replies.count, replies.largest, answered, probes, seconds)
 
 
 def _send(sock: socket.socket, packet: bytes) -> None:
@@ -96,34 +122,16 @@ def _send(sock: socket.socket, packet: bytes) -> None:
         pass  # a full buffer or an ICMP error from an earlier packet: move on
 
 
-def _wait_for(sock: socket.socket, reply_id: bytes, wait_s: float) -> tuple[int, bool]:
-    """Read replies until one starts with reply_id or wait_s passes: (how many, matched)."""
-    got = 0
-    end = time.monotonic() + max(wait_s, 0.0)
-    while True:
-        remaining = end - time.monotonic()
-        if not select.select([sock], [], [], max(remaining, 0.0))[0]:
-            return got, False
-        try:
-            reply = sock.recv(65535)
-        except (BlockingIOError, ConnectionRefusedError):
-            continue
-        got += 1
-        if reply_id and reply.startswith(reply_id):
-            return got, True
-
-
 def _replies_to_replies(server: RunningServer, packets: list[bytes]) -> int:
     """Send messages with QR=1; count what comes back (RFC 1035: nothing may)."""
+    replies = _Replies()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.connect((server.host, server.port))
         sock.setblocking(False)
         for packet in packets:
-            try:
-                sock.send(packet)
-            except (BlockingIOError, ConnectionRefusedError):
-                pass
-        return _wait_for(sock, b"", 0.5)[0]
+            _send(sock, packet)
+        replies.wait_for(sock, b"", 0.5)
+    return replies.count
 
 
 def _flood_tcp(server: RunningServer, streams: list[bytes], deadline: float) -> int:
@@ -188,10 +196,14 @@ def test_fuzz_then_canary(target: RunningServer) -> None:
     probe = build_query(load_corpus(CORPUS).queries[0], 0)
     stats = _flood_udp(target, [p for _, p in packets], probe, time.monotonic() + DEADLINE_S)
     print(
-        f"UDP: {stats.sent} packets {dict(kinds)}, {stats.replies} replies, "
+        f"UDP: {stats.sent} packets {dict(kinds)}, {stats.replies} replies "
+        f"(largest {stats.largest_reply} octets), "
         f"{stats.probes_answered}/{stats.probes} probes answered in time, {stats.seconds:.1f}s"
     )
     assert stats.sent >= UDP_PACKETS
+    # No UDP reply above the default EDNS payload (RFC 6891, issue 3: default 1232), whatever
+    # payload the malformed OPT records asked for.
+    assert stats.largest_reply <= MAX_UDP_REPLY, f"a {stats.largest_reply}-octet UDP reply"
     assert target.alive(), f"{target.name} died during the UDP flood:\n{target.log_tail()}"
 
     streams = tcp_streams(rng, seeds, TCP_STREAMS)
