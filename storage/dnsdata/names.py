@@ -72,7 +72,7 @@ def owner_name(
         name = text if text.is_absolute() else _join(text.to_text(), text, origin)
     else:
         name = name_from_text(text, origin, strict=strict)
-    name = _canonical(name)
+    name = canonical(name)
     suffix = name.labels[len(name.labels) - len(origin.labels):]
     if suffix != origin.labels and not name.is_subdomain(origin):  # tuples first: cheap
         raise InvalidName(_shown(text), f"not inside the zone {origin.to_text()}")
@@ -279,7 +279,8 @@ def _ascii_name(text: str, origin: dns.name.Name) -> dns.name.Name:
     return _make_name(text, [*labels, *origin.labels[:-1]])
 
 
-def _canonical(name: dns.name.Name) -> dns.name.Name:
-    """`name` in lower case; itself when it already is (most are)."""
+def canonical(name: dns.name.Name) -> dns.name.Name:
+    """`name` in lower case; itself when it already is (most are): cheaper
+    than dns.name.Name.canonicalize(), which always builds a new name."""
     joined = b".".join(name.labels)
     return name if joined.lower() == joined else name.canonicalize()

@@ -22,7 +22,8 @@ import dns.name
 import dns.rdatatype
 
 from storage.dnsdata.errors import Problem
-from storage.dnsdata.rrsets import RRsetData, RRsetKey
+from storage.dnsdata.names import canonical
+from storage.dnsdata.rrsets import RRsetData
 
 T = dns.rdatatype.RdataType
 Labels = tuple[bytes, ...]  # of a canonical name: a cheap, exact dict key
@@ -63,20 +64,21 @@ def check_zone(
 
 def check_edit(
     origin: dns.name.Name,
-    existing: Collection[RRsetKey],
+    existing: Collection[tuple[dns.name.Name, int]],
     *,
     put: Iterable[RRsetData] = (),
-    delete: Iterable[RRsetKey] = (),
+    delete: Iterable[tuple[dns.name.Name, int]] = (),
     require_apex_ns: bool = False,
 ) -> list[Problem]:
     """The problems an edit of a stored zone would introduce.
 
-    `existing` holds the (name, type) keys of the zone as stored (a dict of
-    RRsets keyed that way works too); `put` sets RRsets (replacing any RRset
-    with the same key) and `delete` removes keys. Only names the edit touches
-    are judged, so an old problem elsewhere in an imported zone does not
-    block an unrelated edit. Costs one pass over `existing`: about 0.1 s for
-    100,000 keys; rules and wording are those of check_zone().
+    `existing` holds the (name, type) keys of the zone as stored (the type an
+    RdataType or an int; a dict keyed that way works too); `put` sets RRsets
+    (replacing any RRset with the same key) and `delete` removes keys. Only
+    names the edit touches are judged, so an old problem elsewhere in an
+    imported zone does not block an unrelated edit. Costs one pass over
+    `existing`: 0.05 s of CPU for 100,000 keys. Rules and wording are those
+    of check_zone().
     """
     origin = origin.canonicalize()
     apex = origin.labels
@@ -96,11 +98,11 @@ def check_edit(
     dnames: set[Labels] = set()
     existing_names: set[Labels] = set()
     for name, rdtype in existing:
-        labels = name.canonicalize().labels
+        labels = canonical(name).labels
         existing_names.add(labels)
         if labels in types:
             types[labels].add(T.make(rdtype))
-        if rdtype == T.DNAME:
+        if rdtype == T.DNAME:  # an int or an RdataType: both compare
             dnames.add(labels)
     for labels, rdtype in deletes:
         types[labels].discard(rdtype)

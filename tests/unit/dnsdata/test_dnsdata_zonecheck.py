@@ -191,6 +191,9 @@ def test_check_edit_accepts_a_mapping_and_odd_case() -> None:
     upper = (dns.name.from_text("WWW.EXAMPLE.COM."), T.A)
     assert check_edit(ORIGIN, rrsets, put=zone("www CNAME"), delete=[upper]) == []
     assert len(check_edit(ORIGIN, rrsets, put=zone("www CNAME"))) == 1
+    as_ints = [(name, int(rdtype)) for name, rdtype in rrsets]  # as a store may hold them
+    assert len(check_edit(ORIGIN, as_ints, put=zone("www CNAME"))) == 1
+    assert check_edit(ORIGIN, as_ints, put=zone("www CNAME"), delete=[(upper[0], 1)]) == []
 
 
 def test_check_edit_outside_the_zone() -> None:
