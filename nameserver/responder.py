@@ -43,6 +43,10 @@ class TransferHandler(Protocol):
         """IXFR over UDP (RFC 1995 section 2)."""
         ...
 
+    def signed(self, query: Query, peer: Peer, limit: int, server_payload: int) -> bytes:
+        """Any other query with a TSIG: verified, answered, signed."""
+        ...
+
 
 class NotifyHandler(Protocol):
     """Answers NOTIFY (nameserver/notify.py); returns the reply or None to drop."""
@@ -189,6 +193,9 @@ class Responder:
                 return render(notimp, query, udp_limit(query, self.options.udp_payload))
             if self.transfers is not None:
                 return self.transfers.udp(query, peer)
+        if query.tsig_offset is not None and self.transfers is not None:
+            limit = TCP_LIMIT if transport == "tcp" else udp_limit(query, self.options.udp_payload)
+            return self.transfers.signed(query, peer, limit, self.options.udp_payload)
         edns = query.edns
         cookie_valid = False
         ans: Answer | None = None

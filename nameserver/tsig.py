@@ -259,6 +259,13 @@ class Signer:
     def last_mac(self) -> bytes | None:
         return self._prior
 
+    @property
+    def reserve_bytes(self) -> int:
+        """Octets the TSIG RR adds to a message (with 6 octets of other data)."""
+        mac = hmac.new(self.key.secret, digestmod=self._hash).digest_size
+        names = len(self.key.name.to_digestable()) + len(self.key.algorithm.to_digestable())
+        return names + 10 + 16 + mac + 6
+
     def sign(
         self,
         wire: bytes,

@@ -55,6 +55,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 
 from nameserver.acl import TransferAcl
+from nameserver.answer import answer
 from nameserver.index import Zone, ZoneTable, name_to_wire
 from nameserver.message import AA, QR, RD, Query, Rcode
 from nameserver.metrics import NameserverMetrics
@@ -71,6 +72,7 @@ from nameserver.tsig import (
     check_request,
     unsigned_error,
 )
+from nameserver.wire import parse_query, render
 from storage.db import Database
 from storage.feed import ChangeEvent, zone_history
 from storage.models import ZoneStatus
@@ -388,29 +390,40 @@ class TransferService:
         self._clock = clock
 
     # -- checks shared by TCP and UDP -------------------------------------
+    def _tsig_failure(self, query: Query, checked: CheckedRequest, peer: Peer) -> bytes | None:
+        """The reply to a request whose TSIG does not verify, or None if it does
+        (or is absent): NOTAUTH with the TSIG error, as RFC 8945 5.2 says."""
+        verdict = checked.verdict
+        if verdict is Verdict.MALFORMED:
+            return error_reply(query, Rcode.FORMERR)
+        if verdict in (Verdict.BADKEY, Verdict.BADSIG):
+            assert checked.tsig is not None
+            error = TsigRcode.BADKEY if verdict is Verdict.BADKEY else TsigRcode.BADSIG
+            log.info("tsig %s qname=%r peer=%s", verdict.value, query.qname, peer[0])
+            return unsigned_error(error_reply(query, Rcode.NOTAUTH), checked.tsig, error)
+        if verdict is Verdict.BADTIME:
+            assert checked.tsig is not None and checked.key is not None
+            log.info("tsig badtime qname=%r peer=%s", query.qname, peer[0])
+            return badtime_error(
+                error_reply(query, Rcode.NOTAUTH), checked.key, checked.tsig, int(self._clock())
+            )
+        return None
+
+    @staticmethod
+    def _signer(checked: CheckedRequest) -> Signer | None:
+        if checked.verdict is not Verdict.VALID:
+            return None
+        assert checked.key is not None and checked.tsig is not None
+        return Signer(checked.key, checked.tsig.mac, fudge_s=checked.tsig.fudge)
+
     def _gate(self, query: Query, peer: Peer) -> tuple[bytes | None, CheckedRequest, Signer | None]:
         """TSIG, zone and ACL checks. Returns (final reply or None to go on,
         the parsed request, the signer for the reply)."""
         checked = check_request(query.message, self.config.keyring)
-        verdict = checked.verdict
-        if verdict is Verdict.MALFORMED:
-            return error_reply(query, Rcode.FORMERR), checked, None
-        if verdict in (Verdict.BADKEY, Verdict.BADSIG):
-            assert checked.tsig is not None
-            error = TsigRcode.BADKEY if verdict is Verdict.BADKEY else TsigRcode.BADSIG
-            log.info("transfer peer=%s tsig %s", peer[0], verdict.value)
-            return unsigned_error(error_reply(query, Rcode.NOTAUTH), checked.tsig, error), checked, None
-        if verdict is Verdict.BADTIME:
-            assert checked.tsig is not None and checked.key is not None
-            log.info("transfer peer=%s tsig badtime", peer[0])
-            reply = badtime_error(
-                error_reply(query, Rcode.NOTAUTH), checked.key, checked.tsig, int(self._clock())
-            )
-            return reply, checked, None
-        signer = None
-        if verdict is Verdict.VALID:
-            assert checked.key is not None and checked.tsig is not None
-            signer = Signer(checked.key, checked.tsig.mac, fudge_s=checked.tsig.fudge)
+        failure = self._tsig_failure(query, checked, peer)
+        if failure is not None:
+            return failure, checked, None
+        signer = self._signer(checked)
         zone = self.table.index.zones.get(query.qname)
         if zone is None or not zone.active:
             return self._sign(error_reply(query, Rcode.NOTAUTH), signer), checked, signer
@@ -466,6 +479,25 @@ class TransferService:
             len(transfer.records), messages, peer[0],
             signer.key.name.to_text() if signer else "-", time.perf_counter() - started,
         )
+
+    # -- any other signed query -----------------------------------------
+    def signed(self, query: Query, peer: Peer, limit: int, server_payload: int = 1232) -> bytes:
+        """A standard query with a TSIG, such as a secondary's SOA check before
+        a transfer: answered as if unsigned, the reply signed with the same
+        key (RFC 8945 5.3), or NOTAUTH with the TSIG error."""
+        checked = check_request(query.message, self.config.keyring)
+        failure = self._tsig_failure(query, checked, peer)
+        if failure is not None:
+            return failure
+        signer = self._signer(checked)
+        assert signer is not None and query.tsig_offset is not None
+        unsigned = bytearray(query.message[: query.tsig_offset])
+        struct.pack_into("!H", unsigned, 10, struct.unpack_from("!H", unsigned, 10)[0] - 1)
+        plain = parse_query(bytes(unsigned))
+        reply = render(
+            answer(plain, self.table.index), plain, limit - signer.reserve_bytes, server_payload
+        )
+        return signer.sign(reply)
 
     # -- UDP --------------------------------------------------------------
     def udp(self, query: Query, peer: Peer) -> bytes | None:

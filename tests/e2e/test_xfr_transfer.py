@@ -327,3 +327,29 @@ def test_notify_to_the_primary(primary: Primary, origin: str, qname: str, rcode:
     assert reply[:2] == query.to_wire()[:2]
     assert reply[3] & 0xF == rcode
     assert (reply[2] >> 3) & 0xF == dns.opcode.NOTIFY
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_signed_soa_query_gets_a_signed_answer(
+    keyed_primary: Primary, origin: str, transport: str
+) -> None:
+    # What a secondary sends before transferring, when it has a key for us.
+    query = dns.message.make_query(origin, "SOA")
+    query.use_tsig(KEYRING, "xfr-key")
+    send = dns.query.udp if transport == "udp" else dns.query.tcp
+    reply = send(query, HOST, port=keyed_primary.port, timeout=5)  # verifies the TSIG
+    assert reply.had_tsig
+    assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.AA
+    assert soa_serial(reply, origin) == keyed_primary.serial(origin)
+
+
+def test_signed_query_with_an_unknown_key_is_notauth(primary: Primary, origin: str) -> None:
+    query = dns.message.make_query(origin, "SOA")
+    query.use_tsig(dns.tsigkeyring.from_text({"other": ("hmac-sha256", SECRET)}), "other")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        sock.sendto(query.to_wire(), (HOST, primary.port))
+        reply = dns.message.from_wire(sock.recv(512), keyring=False)
+    assert reply.rcode() == dns.rcode.NOTAUTH
+    assert reply.tsig is not None and reply.tsig[0].error == dns.rcode.BADKEY
+    assert not reply.answer
