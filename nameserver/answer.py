@@ -97,8 +97,10 @@ def answer(query: Query, index: ZoneIndex, chaos: Chaos | None = None) -> Answer
             return _NOTAUTH
         return _REFUSED
     zone = index.find_zone(query.qname, ds=qtype == DS)
-    if zone is None or not zone.active:
+    if zone is None:
         return _REFUSED
+    if not zone.active:
+        return _REFUSED._replace(zones=(zone,))
     return _resolve(query.qname, qtype, zone, index, qclass == CLASS_IN)
 
 
@@ -129,11 +131,11 @@ def _resolve(qname: bytes, qtype: int, zone: Zone, index: ZoneIndex, aa: bool) -
     chain = 0
     seen = {qname}
     name = qname
-    first_zone = zone.origin
+    zones = [zone]
     while True:
         found = zone.lookup(name)
         if found.cut is not None and not (found.cut == name and qtype == DS):
-            return _referral(zone, found.cut, answer, aa, first_zone)
+            return _referral(zone, found.cut, answer, aa, tuple(zones))
         if found.dname is not None:
             dname = find_rrset(zone.nodes[found.dname], DNAME)
             assert dname is not None
@@ -141,13 +143,13 @@ def _resolve(qname: bytes, qtype: int, zone: Zone, index: ZoneIndex, aa: bool) -
             target = name[: len(name) - len(found.dname)] + dname.targets[0]
             if len(target) > 255:
                 return Answer(
-                    Outcome.YXDOMAIN, Rcode.YXDOMAIN, aa, tuple(answer), zone=first_zone,
+                    Outcome.YXDOMAIN, Rcode.YXDOMAIN, aa, tuple(answer), zones=tuple(zones),
                     options=(_EDE_DNAME_TOO_LONG,),
                 )
             answer.append((name, prepare_rrset(CNAME, dname.ttl, (target,))))
             if qtype == CNAME:
                 break
-            next_zone = _next(target, seen, chain, index)
+            next_zone = _next(target, seen, chain, index, zones)
             if next_zone is None:
                 break
             zone, name, chain = next_zone, target, chain + 1
@@ -162,7 +164,7 @@ def _resolve(qname: bytes, qtype: int, zone: Zone, index: ZoneIndex, aa: bool) -
                     aa,
                     tuple(answer),
                     ((zone.origin, zone.negative_soa),),
-                    zone=first_zone,
+                    zones=tuple(zones),
                 )
             node = wildcard
         if qtype == ANY and node:
@@ -173,7 +175,7 @@ def _resolve(qname: bytes, qtype: int, zone: Zone, index: ZoneIndex, aa: bool) -
             answer.append((name, rrset))
             additional = _additional(zone, rrset) if rrset.rdtype in _ADDITIONAL_FOR else ()
             return Answer(Outcome.ANSWER, Rcode.NOERROR, aa, tuple(answer), (), additional,
-                          zone=first_zone)
+                          zones=tuple(zones))
         cname = find_rrset(node, CNAME)
         if cname is None or qtype == CNAME:
             return Answer(
@@ -182,39 +184,43 @@ def _resolve(qname: bytes, qtype: int, zone: Zone, index: ZoneIndex, aa: bool) -
                 aa,
                 tuple(answer),
                 ((zone.origin, zone.negative_soa),),
-                zone=first_zone,
+                zones=tuple(zones),
             )
         answer.append((name, cname))
         target = cname.targets[0]
-        next_zone = _next(target, seen, chain, index)
+        next_zone = _next(target, seen, chain, index, zones)
         if next_zone is None:
             break
         zone, name, chain = next_zone, target, chain + 1
-    return Answer(Outcome.ANSWER, Rcode.NOERROR, aa, tuple(answer), zone=first_zone)
+    return Answer(Outcome.ANSWER, Rcode.NOERROR, aa, tuple(answer), zones=tuple(zones))
 
 
-def _next(target: bytes, seen: set[bytes], chain: int, index: ZoneIndex) -> Zone | None:
-    """The zone to continue a CNAME/DNAME chain in, or None to stop there."""
+def _next(
+    target: bytes, seen: set[bytes], chain: int, index: ZoneIndex, zones: list[Zone]
+) -> Zone | None:
+    """The zone to continue a CNAME/DNAME chain in (noted in `zones`), or None."""
     if target in seen or chain + 1 >= MAX_CHAIN:
         return None
     seen.add(target)
     zone = index.find_zone(target)
-    if zone is None or not zone.active:
+    if zone is None:
         return None
-    return zone
+    if zone not in zones:
+        zones.append(zone)
+    return zone if zone.active else None
 
 
 def _referral(
-    zone: Zone, cut: bytes, answer: list[Placed], aa: bool, first_zone: bytes
+    zone: Zone, cut: bytes, answer: list[Placed], aa: bool, zones: tuple[Zone, ...]
 ) -> Answer:
     ns = find_rrset(zone.nodes[cut], NS)
     assert ns is not None
     glue = _additional(zone, ns)
     if answer:  # a CNAME led here: the answer part stays authoritative
         return Answer(Outcome.ANSWER, Rcode.NOERROR, aa, tuple(answer), ((cut, ns),), glue,
-                      zone=first_zone)
+                      zones=tuple(zones))
     return Answer(Outcome.REFERRAL, Rcode.NOERROR, False, (), ((cut, ns),), glue,
-                  zone=first_zone)
+                  zones=tuple(zones))
 
 
 def _additional(zone: Zone, rrset: PreparedRRset) -> tuple[Placed, ...]:

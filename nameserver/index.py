@@ -353,19 +353,25 @@ class ZoneTable:
     """The published `ZoneIndex` and the only way to change it.
 
     Every method runs synchronously on the event loop between two queries,
-    builds what changes aside, and publishes it in one assignment; `version`
-    goes up on every change so response caches know to drop their entries.
+    builds what changes aside, and publishes it in one assignment. `version`
+    goes up on every change; `origins_version` only when a zone is added or
+    removed, which can change the answer for names in other zones (a new
+    child zone, a CNAME target now hosted), so reply caches drop everything
+    then and otherwise only what a changed zone answered.
     """
 
     def __init__(self, zones: Iterable[Zone] = ()) -> None:
         self.index = ZoneIndex({z.origin: z for z in zones})
         self.version = 0
+        self.origins_version = 0
 
     @classmethod
     def from_snapshots(cls, snapshots: Iterable[ZoneSnapshot]) -> ZoneTable:
         return cls(build_zone(s) for s in snapshots)
 
-    def _publish(self, zones: dict[bytes, Zone]) -> None:
+    def _publish(self, zones: dict[bytes, Zone], origins_changed: bool = False) -> None:
+        if origins_changed:
+            self.origins_version += 1
         self.index = ZoneIndex(zones)
         self.version += 1
 
@@ -380,7 +386,7 @@ class ZoneTable:
         """Publish a zone built aside (e.g. by `build_zone` in a thread)."""
         zones = dict(self.index.zones)
         zones[zone.origin] = zone
-        self._publish(zones)
+        self._publish(zones, origins_changed=zone.origin not in self.index.zones)
         return zone
 
     def remove_zone(self, origin: str) -> bool:
@@ -390,7 +396,7 @@ class ZoneTable:
             return False
         zones = dict(self.index.zones)
         del zones[key]
-        self._publish(zones)
+        self._publish(zones, origins_changed=True)
         return True
 
     def set_active(self, origin: str, active: bool) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 from typing import NamedTuple
 
+from nameserver.index import Zone
 from nameserver.rrwire import PreparedRRset
 
 
@@ -85,7 +86,9 @@ class Answer(NamedTuple):
     answer: tuple[Placed, ...] = ()
     authority: tuple[Placed, ...] = ()
     additional: tuple[Placed, ...] = ()
-    zone: bytes | None = None  # origin the query was answered from (for statistics)
+    # Zones consulted, the answering one first: the reply stays valid while
+    # each of them is still the published snapshot for its origin.
+    zones: tuple[Zone, ...] = ()
     # OPT options to add to the reply (cookie, extended error); EDNS replies only.
     options: tuple[tuple[int, bytes], ...] = ()
     echo_question: bool = True  # False: QDCOUNT 0, as NSD answers unknown classes

@@ -5,7 +5,9 @@ after the ID (flags, question as sent, EDNS), so a prepared reply is kept
 under `query[2:]` and served as `query[:2] + reply[2:]`. Replies are cached
 only when nothing else went into them (no cookie, no TSIG, no error);
 entries live in two generations (a full young generation becomes the old
-one), and all of them are dropped when the zone table changes.
+one). An entry remembers the zone snapshots it was computed from and is
+used only while each is still the published one, so an edit of one zone
+costs the others nothing; adding or removing a zone drops every entry.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Protocol
 
 from nameserver.answer import Chaos, answer
 from nameserver.cookies import CookieJar
-from nameserver.index import ZoneTable
+from nameserver.index import Zone, ZoneTable
 from nameserver.message import COOKIE_OPTION, TC, Answer, Opcode, Outcome, Query, Rcode
 from nameserver.metrics import NameserverMetrics, StatKey
 from nameserver.options import NameserverOptions
@@ -61,8 +63,8 @@ class TransferRequest:
 
 
 # A cached reply: (reply without its ID, statistics key, RRL kind, RRL name,
-# end of the question in the query).
-_Entry = tuple[bytes, StatKey, str, bytes, int]
+# end of the question in the query, zones it was computed from).
+_Entry = tuple[bytes, StatKey, str, bytes, int, tuple[Zone, ...]]
 
 
 def _chaos(options: NameserverOptions) -> Chaos | None:
@@ -113,16 +115,28 @@ class Responder:
         self.rrl = RateLimiter(self.options.rrl) if self.options.rrl else None
         self._chaos = _chaos(self.options)
         self._version = -1
+        self._origins_version = -1
+        self._zones: dict[bytes, Zone] = table.index.zones
         self._young: dict[str, dict[bytes, _Entry]] = {"udp": {}, "tcp": {}}
         self._old: dict[str, dict[bytes, _Entry]] = {"udp": {}, "tcp": {}}
 
     # -- caches -----------------------------------------------------------
     def _check_version(self) -> None:
-        if self.table.version != self._version:
-            self._version = self.table.version
+        table = self.table
+        self._version = table.version
+        self._zones = table.index.zones
+        if table.origins_version != self._origins_version:
+            self._origins_version = table.origins_version
             for caches in (self._young, self._old):
                 for cache in caches.values():
                     cache.clear()
+
+    def _stale(self, entry: _Entry) -> bool:
+        zones = self._zones
+        for zone in entry[5]:
+            if zones.get(zone.origin) is not zone:
+                return True
+        return False
 
     def _remember(self, transport: str, key: bytes, entry: _Entry) -> None:
         young = self._young[transport]
@@ -140,10 +154,11 @@ class Responder:
         entry = self._young["udp"].get(key)
         if entry is None:
             entry = self._old["udp"].get(key)
-            if entry is None:
-                reply = self._slow(data, peer, "udp")
-                return None if isinstance(reply, TransferRequest) else reply
-            self._young["udp"][key] = entry
+            if entry is not None:
+                self._young["udp"][key] = entry
+        if entry is None or self._stale(entry):
+            reply = self._slow(data, peer, "udp")
+            return None if isinstance(reply, TransferRequest) else reply
         self.metrics.hits[entry[1]] += 1
         if self.rrl is not None:
             return self._limited(data, peer, entry, data[:2] + entry[0])
@@ -155,7 +170,7 @@ class Responder:
             self._check_version()
         key = data[2:]
         entry = self._young["tcp"].get(key) or self._old["tcp"].get(key)
-        if entry is not None:
+        if entry is not None and not self._stale(entry):
             self.metrics.hits[entry[1]] += 1
             return data[:2] + entry[0]
         return self._slow(data, peer, "tcp")
@@ -212,15 +227,15 @@ class Responder:
                 ans = ans._replace(options=ans.options + options)
         limit = TCP_LIMIT if transport == "tcp" else udp_limit(query, self.options.udp_payload)
         reply = render(ans, query, limit, self.options.udp_payload)
-        zone_text = self.table.index.zones[ans.zone].origin_text if ans.zone else ""
+        zone_text = ans.zones[0].origin_text if ans.zones else ""
         stat: StatKey = (transport, zone_text, qtype, ans.rcode)
         self.metrics.hits[stat] += 1
         if reply[2] & (TC >> 8):
             self.metrics.truncated[transport] += 1
         kind, by_qname = _rrl_kind(ans)
-        rrl_name = query.qname if by_qname else (ans.zone or b"")
+        rrl_name = query.qname if by_qname else (ans.zones[0].origin if ans.zones else b"")
         question_end = 12 + len(query.question)
-        entry: _Entry = (reply[2:], stat, kind, rrl_name, question_end)
+        entry: _Entry = (reply[2:], stat, kind, rrl_name, question_end, ans.zones)
         if not options and query.tsig_offset is None and self.options.cache_entries > 0:
             self._remember(transport, data[2:], entry)
         if self.rrl is not None and transport == "udp" and not cookie_valid:

@@ -66,3 +66,42 @@ def test_soa_serial_bump_is_visible(fresh_ns: NsServer) -> None:
         "zh.test.", 8, [FileRRset("zh.test.", 6, 3600, (soa.to_digestable(),))], []
     ))
     assert fresh_ns.udp("zh.test", "SOA").answer[0][0].serial == 8
+
+
+EXAMPLE_NET = """
+$ORIGIN example.net.
+@   3600 IN SOA ns.example.net. hostmaster.example.net. 1 7200 3600 1209600 300
+@   3600    NS  ns.example.net.
+ns  3600    A   198.51.100.1
+www 3600    A   198.51.100.2
+"""
+
+
+def test_cached_cname_chain_follows_an_edit_in_the_target_zone(fresh_ns: NsServer) -> None:
+    before = fresh_ns.udp("cback.other.test")  # other.test -> zh.test, now cached
+    assert "192.0.2.10" in before.to_text()
+    fresh_ns.call(lambda: fresh_ns.table.apply_rrsets(
+        "zh.test.", 8, [a_rrset("www.zh.test.", 60, "192.0.2.98")], []
+    ))
+    after = fresh_ns.udp("cback.other.test")
+    assert "192.0.2.98" in after.to_text() and "192.0.2.10" not in after.to_text()
+
+
+def test_adding_a_zone_changes_cached_answers_elsewhere(fresh_ns: NsServer) -> None:
+    assert fresh_ns.udp("www.example.net").rcode() == dns.rcode.REFUSED
+    assert len(fresh_ns.udp("cout.zh.test").answer) == 1  # CNAME out of every hosted zone
+    fresh_ns.call(lambda: fresh_ns.table.replace_zone(snapshot(EXAMPLE_NET, "example.net.", 9)))
+    assert fresh_ns.udp("www.example.net").answer
+    assert len(fresh_ns.udp("cout.zh.test").answer) == 2  # now followed into example.net.
+
+
+def test_edit_in_one_zone_leaves_other_answers_right(fresh_ns: NsServer) -> None:
+    assert fresh_ns.udp("www.other.test").answer
+    fresh_ns.call(lambda: fresh_ns.table.apply_rrsets(
+        "other.test.", 2, [a_rrset("www.other.test.", 60, "198.51.100.81")], []
+    ))
+    assert fresh_ns.udp("www.other.test").answer[0].ttl == 60
+    assert fresh_ns.udp("www.zh.test").answer[0].ttl == 300
+    fresh_ns.call(lambda: fresh_ns.table.set_active("other.test.", False))
+    assert fresh_ns.udp("www.other.test").rcode() == dns.rcode.REFUSED
+    assert len(fresh_ns.udp("cother.zh.test").answer) == 1  # chain stops at the suspended zone
