@@ -20,7 +20,7 @@ import dns.rdtypes.ANY.SOA
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.dnsdata import RRsetData, ZoneContent, check_zone, rrset_from_rdatas
+from storage.dnsdata import RRsetData, ZoneContent, check_edit, check_zone, rrset_from_rdatas
 from storage.models import AuditEntry, Record, RRset, Zone, ZoneChange, ZoneStatus
 from storage.serial import next_serial
 
@@ -115,6 +115,37 @@ def soa_from_zone(zone: Zone) -> dns.rdtypes.ANY.SOA.SOA:
     )
 
 
+async def _stored_rows(
+    session: AsyncSession, zone_id: int, names: Iterable[str] | None = None
+) -> dict[tuple[str, int], _Rows]:
+    """The zone's RRsets as stored (SOA excluded), without parsing any rdata;
+    only those at `names` when given."""
+    query = (
+        select(RRset.name, RRset.rdtype, RRset.ttl, Record.content, Record.wire)
+        .join(Record, Record.rrset_id == RRset.id)
+        .where(RRset.zone_id == zone_id)
+        .order_by(RRset.id, Record.id)
+    )
+    if names is not None:
+        query = query.where(RRset.name.in_(sorted(set(names))))
+    grouped: dict[tuple[str, int], tuple[int, list[str], list[bytes]]] = {}
+    for name, rdtype, ttl, content, wire in await session.execute(query):
+        entry = grouped.setdefault((name, rdtype), (ttl, [], []))
+        entry[1].append(content)
+        entry[2].append(wire)
+    return {
+        key: _Rows(key[0], key[1], ttl, tuple(contents), tuple(wires))
+        for key, (ttl, contents, wires) in grouped.items()
+    }
+
+
+async def _stored_keys(session: AsyncSession, zone_id: int) -> list[tuple[dns.name.Name, int]]:
+    rows = await session.execute(
+        select(RRset.name, RRset.rdtype).where(RRset.zone_id == zone_id)
+    )
+    return [(dns.name.from_text(name), rdtype) for name, rdtype in rows]
+
+
 def _today() -> date:
     return datetime.now(timezone.utc).date()
 
@@ -156,35 +187,61 @@ async def current_rrsets(session: AsyncSession, zone_id: int) -> dict[tuple[str,
     return result
 
 
-def _items(rrset: RRsetData) -> list[DiffItem]:
-    name = rrset.name.to_text()
-    return [(name, int(rrset.rdtype), rrset.ttl, t) for t in rrset.rdata_texts()]
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """An RRset as the rows it is stored as: text and wire computed once."""
+
+    name: str
+    rdtype: int
+    ttl: int
+    contents: tuple[str, ...]
+    wires: tuple[bytes, ...]
+
+    @classmethod
+    def of(cls, rrset: RRsetData) -> _Rows:
+        return cls(
+            rrset.name.to_text(), int(rrset.rdtype), rrset.ttl, rrset.rdata_texts(),
+            rrset.rdata_wires(),
+        )
+
+    def items(self) -> list[DiffItem]:
+        return [(self.name, self.rdtype, self.ttl, c) for c in self.contents]
 
 
 def _diff(
-    old: Iterable[RRsetData], new: Iterable[RRsetData]
+    old: Iterable[_Rows], new: Iterable[_Rows]
 ) -> tuple[tuple[DiffItem, ...], tuple[DiffItem, ...]]:
-    before = {i for r in old for i in _items(r)}
-    after = {i for r in new for i in _items(r)}
+    before = {i for r in old for i in r.items()}
+    after = {i for r in new for i in r.items()}
     return tuple(sorted(before - after)), tuple(sorted(after - before))
 
 
-async def _insert_rrsets(session: AsyncSession, zone_id: int, rrsets: Sequence[RRsetData]) -> None:
+# Past this many RRsets, insert them in one executemany and read their ids
+# back, instead of one INSERT ... RETURNING per row.
+_BULK_INSERT_FROM = 200
+
+
+async def _insert_rrsets(session: AsyncSession, zone_id: int, rrsets: Sequence[_Rows]) -> None:
     if not rrsets:
         return
-    ids = (
-        await session.execute(
-            insert(RRset).returning(RRset.id, sort_by_parameter_order=True),
-            [
-                {"zone_id": zone_id, "name": r.name.to_text(), "rdtype": int(r.rdtype), "ttl": r.ttl}
-                for r in rrsets
-            ],
+    values = [{"zone_id": zone_id, "name": r.name, "rdtype": r.rdtype, "ttl": r.ttl} for r in rrsets]
+    if len(rrsets) < _BULK_INSERT_FROM:
+        ids: Sequence[int] = (
+            await session.execute(
+                insert(RRset).returning(RRset.id, sort_by_parameter_order=True), values
+            )
+        ).scalars().all()
+    else:
+        await session.execute(insert(RRset), values)
+        stored = await session.execute(
+            select(RRset.id, RRset.name, RRset.rdtype).where(RRset.zone_id == zone_id)
         )
-    ).scalars().all()
+        by_key = {(name, rdtype): rrset_id for rrset_id, name, rdtype in stored}
+        ids = [by_key[(r.name, r.rdtype)] for r in rrsets]
     records = [
         {"rrset_id": rrset_id, "content": content, "wire": wire}
         for rrset_id, r in zip(ids, rrsets, strict=True)
-        for content, wire in zip(r.rdata_texts(), r.rdata_wires(), strict=True)
+        for content, wire in zip(r.contents, r.wires, strict=True)
     ]
     await session.execute(insert(Record), records)
 
@@ -275,8 +332,9 @@ async def create_zone(
     )
     session.add(zone)
     await session.flush()
-    await _insert_rrsets(session, zone.id, rrsets)
-    _, added = _diff((), rrsets)
+    rows = [_Rows.of(r) for r in rrsets]
+    await _insert_rrsets(session, zone.id, rows)
+    _, added = _diff((), rows)
     change_id = await _append_change(
         session, zone, kind="create", previous_serial=None, removed=(), added=added,
         actor=actor, full_reload=True,
@@ -305,10 +363,11 @@ async def replace_zone(
     problems = check_zone(origin, content.rrsets)
     if problems:
         raise ZoneConflict(name, [str(p) for p in problems])
-    old = await current_rrsets(session, zone.id)
-    removed, added = _diff(old.values(), content.rrsets)
+    old = await _stored_rows(session, zone.id)
+    rows = [_Rows.of(r) for r in content.rrsets]
+    removed, added = _diff(old.values(), rows)
     await session.execute(delete(RRset).where(RRset.zone_id == zone.id))
-    await _insert_rrsets(session, zone.id, content.rrsets)
+    await _insert_rrsets(session, zone.id, rows)
     if soa is not None:
         _apply_soa(zone, soa)
     previous = _bump(zone)
@@ -343,20 +402,15 @@ async def apply_changes(
     """Apply RRset changes atomically; zone rules are checked on the result."""
     zone = await find_zone(session, zone_name, for_update=True)
     origin = dns.name.from_text(zone.name)
-    current = await current_rrsets(session, zone.id)
-    after = dict(current)
-    for change in changes:
-        key = (change.name.to_text(), int(change.rdtype))
-        if change.rrset is None:
-            after.pop(key, None)
-        else:
-            after[key] = change.rrset
-    touched = {(c.name.to_text(), int(c.rdtype)) for c in changes}
-    problems = check_zone(origin, after.values())
+    puts = [c.rrset for c in changes if c.rrset is not None]
+    deletes = [(c.name, c.rdtype) for c in changes if c.rrset is None]
+    problems = check_edit(origin, await _stored_keys(session, zone.id), put=puts, delete=deletes)
     if problems:
         raise ZoneConflict(zone.name, [str(p) for p in problems])
-    old = [current[k] for k in touched if k in current]
-    new = [after[k] for k in touched if k in after]
+    touched = {(c.name.to_text(), int(c.rdtype)) for c in changes}
+    stored = await _stored_rows(session, zone.id, {name for name, _ in touched})
+    old = [stored[k] for k in touched if k in stored]
+    new = [_Rows.of(r) for r in puts]
     removed, added = _diff(old, new)
     if not removed and not added:
         return WriteResult(zone.name, zone.serial, 0)
@@ -395,7 +449,7 @@ async def set_zone_status(
 
 async def delete_zone(session: AsyncSession, zone_name: str, actor: Actor) -> WriteResult:
     zone = await find_zone(session, zone_name, for_update=True)
-    old = await current_rrsets(session, zone.id)
+    old = await _stored_rows(session, zone.id)
     removed, _ = _diff(old.values(), ())
     await session.delete(zone)
     await session.flush()
