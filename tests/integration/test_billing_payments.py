@@ -100,7 +100,7 @@ async def _renewal_order(db: Database, name: str = "pay.fr", **account: str) -> 
         return account_id, order.number
 
 
-async def _count(db: Database, model: type[Invoice] | type[WorkItem]) -> int:
+async def _count(db: Database, model: type[Invoice | WorkItem]) -> int:
     async with db.read() as session:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
