@@ -71,7 +71,7 @@ class ApiClient:
                 body = json.loads(text) if text else None
             except ValueError:
                 body = None
-            return Reply(response.status, body, dict(response.headers), text)
+            return Reply(response.status, body, response.headers.copy(), text)
 
 
 @dataclass
@@ -196,3 +196,39 @@ async def outbox(api: ApiServer, recipient: str, channel: str = "mail") -> list[
                 OutboxMessage.recipient == recipient, OutboxMessage.channel == channel)
             .order_by(OutboxMessage.id))
         return [(s, b) for s, b in rows]
+
+
+ZONE_TEXT = """\
+$ORIGIN {origin}
+@ 3600 IN SOA ns1.host.example. hostmaster.host.example. 1 7200 3600 1209600 300
+@ 3600 IN NS ns1.host.example.
+@ 3600 IN NS ns2.host.example.
+@ 300 IN A 192.0.2.1
+www 300 IN A 192.0.2.2
+mail 300 IN MX 10 mx.host.example.
+"""
+
+
+async def seed_zone(api: ApiServer, owner: Login, name: str, unit_id: int | None = None) -> None:
+    """A zone of `owner`'s account, created through storage as the order flow would."""
+    from sqlalchemy import update
+
+    from storage import zones as store
+    from storage.dnsdata import zone_from_text, zone_origin
+    from storage.models import Zone
+
+    origin = zone_origin(name)
+    content = zone_from_text(ZONE_TEXT.format(origin=origin.to_text()), origin)
+    async with api.db.write() as session:
+        await store.replace_zone(session, content, store.OPERATOR)
+        await session.execute(update(Zone).where(Zone.name == origin.to_text()).values(
+            account_id=owner.account_id, business_unit_id=unit_id))
+
+
+async def allowlist(api: ApiServer, owner: Login, cidrs: list[str]) -> None:
+    from storage.models import Account
+
+    async with api.db.write() as session:
+        account = await session.get(Account, owner.account_id)
+        assert account is not None
+        account.ip_allowlist = cidrs

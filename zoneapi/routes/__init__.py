@@ -7,7 +7,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from zoneapi.routes import account, auth, me, meta, tokens
+from zoneapi.routes import account, auth, history, me, meta, tokens, zones
 
 
 class RouteModule(Protocol):
@@ -20,6 +20,8 @@ ROUTE_MODULES: list[RouteModule] = [
     me,
     tokens,
     account,
+    zones,
+    history,
 ]
 
 

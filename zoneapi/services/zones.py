@@ -1,0 +1,250 @@
+"""Zone edits as the API makes them: parse, authorise, gate, write.
+
+Every write is one storage transaction (`storage.zones.apply_changes`: the
+RRsets, the serial bump, the change-feed row and the audit row). A dry run
+makes the very same write and rolls it back, so the diff it returns is
+exactly what the write would do. Before writing, each changed RRset is
+checked against the caller's rights (an apex NS change needs
+edit_nameservers) and token policies, and the sensitive-action gate runs
+once per kind of change (zone edit, name-server change).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import dns.name
+import dns.rdatatype
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage import zones as store
+from storage.dnsdata import (
+    API_RULES,
+    IMPORT_RULES,
+    DnsRules,
+    InvalidName,
+    InvalidRRset,
+    RRsetData,
+    owner_name,
+    parse_rdatatype,
+    parse_rrset,
+    subname,
+)
+from storage.models import Record, RRset, Zone
+from storage.zones import RRsetChange, WriteResult, ZoneConflict, ZoneNotFound
+from zoneapi.access import actor_of, require_active, require_sensitive, zone_access
+from zoneapi.auth import Principal
+from zoneapi.errors import ApiError, Forbidden, NotFound, Unprocessable
+from zoneapi.keys import Context
+from zoneapi.policy import Operation, SensitiveKind, ZoneAccess, can_write, right_for_rrset
+from zoneapi.schema import JsonObject
+
+DEFAULT_TTL_S = 3600
+DiffItem = tuple[str, int, int, str]
+# Builds the changes from the current content, inside the write transaction.
+PlanFn = Callable[[AsyncSession, ZoneAccess, dns.name.Name], Awaitable[Sequence[RRsetChange]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    result: WriteResult
+    dry_run: bool
+    nameservers_changed: bool
+
+
+class _Rollback(Exception):
+    def __init__(self, result: WriteResult) -> None:
+        super().__init__("dry run")
+        self.result = result
+
+
+def type_text(rdtype: int) -> str:
+    return str(dns.rdatatype.to_text(dns.rdatatype.RdataType.make(rdtype)))
+
+
+def diff_json(items: Iterable[DiffItem], origin: dns.name.Name) -> list[dict[str, object]]:
+    out = []
+    for name, rdtype, ttl, content in items:
+        owner = dns.name.from_text(name)
+        out.append({"name": name, "subname": subname(owner, origin), "type": type_text(rdtype),
+                    "ttl": ttl, "content": content})
+    return out
+
+
+def rrset_json(rrset: RRsetData, origin: dns.name.Name) -> dict[str, object]:
+    return {
+        "name": rrset.name.to_text(), "subname": subname(rrset.name, origin),
+        "type": type_text(int(rrset.rdtype)), "ttl": rrset.ttl,
+        "records": list(rrset.rdata_texts()),
+    }
+
+
+def parse_key(origin: dns.name.Name, name: str, rdtype: str) -> tuple[dns.name.Name,
+                                                                        dns.rdatatype.RdataType]:
+    """An RRset's (owner, type) from the URL or a body; 400/422 with the reason."""
+    try:
+        owner = owner_name(name, origin)
+    except InvalidName as exc:
+        raise Unprocessable("invalid_name", str(exc)) from None
+    try:
+        return owner, parse_rdatatype(rdtype)
+    except ValueError as exc:
+        raise Unprocessable("invalid_type", str(exc)) from None
+
+
+def parse_items(origin: dns.name.Name, items: Sequence[JsonObject],
+                rules: DnsRules = API_RULES) -> list[RRsetChange]:
+    """RRset changes from body items {name, type, ttl, records}; records empty or
+    null deletes. Raises 422 `invalid_rrsets` listing every bad item and why."""
+    changes: list[RRsetChange] = []
+    errors: list[dict[str, object]] = []
+    seen: set[tuple[str, int]] = set()
+    for i, item in enumerate(items):
+        name, rdtype = item.get("name", ""), item.get("type", "")
+        ttl, records = item.get("ttl"), item.get("records")
+        name_text = name if isinstance(name, str) else ""
+        type_str = rdtype if isinstance(rdtype, str) else ""
+        try:
+            owner = owner_name(name_text, origin)
+            t = parse_rdatatype(type_str)
+            key = (owner.to_text(), int(t))
+            if key in seen:
+                raise ValueError("this RRset appears twice in the request")
+            seen.add(key)
+            if not records:
+                changes.append(RRsetChange(owner, t, None))
+                continue
+            texts = [r for r in records if isinstance(r, str)] if isinstance(records, list) else []
+            ttl_s = ttl if isinstance(ttl, int) and not isinstance(ttl, bool) else DEFAULT_TTL_S
+            changes.append(RRsetChange(owner, t, parse_rrset(origin, owner, t, ttl_s, texts,
+                                                             rules)))
+        except InvalidRRset as exc:
+            errors.append({"index": i, "name": name_text, "type": type_str,
+                           "reasons": list(exc.reasons)})
+        except (InvalidName, ValueError) as exc:
+            errors.append({"index": i, "name": name_text, "type": type_str,
+                           "reasons": [str(exc)]})
+    if errors:
+        first = errors[0]
+        raise Unprocessable(
+            "invalid_rrsets",
+            f"{len(errors)} RRset(s) refused, e.g. {first['name'] or '@'} {first['type']}: "
+            f"{first['reasons'][0]}",  # type: ignore[index]
+            errors=errors)
+    return changes
+
+
+def authorise(principal: Principal, access: ZoneAccess, origin: dns.name.Name,
+              changes: Sequence[RRsetChange]) -> set[SensitiveKind]:
+    """403 on the first change the caller may not make; the kinds of change made."""
+    kinds: set[SensitiveKind] = set()
+    for change in changes:
+        owner = change.name.to_text()
+        rdtype = type_text(int(change.rdtype))
+        decision = can_write(access, principal.token, owner, subname(change.name, origin), rdtype)
+        if not decision.allowed:
+            raise Forbidden(decision.code, decision.detail, name=owner, type=rdtype)
+        right = right_for_rrset(access.name, owner, rdtype)
+        kinds.add(SensitiveKind.EDIT_NAMESERVERS if right.value == "edit_nameservers"
+                  else SensitiveKind.EDIT_ZONE)
+    return kinds
+
+
+async def record_count(session: AsyncSession, zone_id: int) -> int:
+    return int((await session.execute(
+        select(func.count(Record.id)).join(RRset, RRset.id == Record.rrset_id)
+        .where(RRset.zone_id == zone_id)
+    )).scalar_one())
+
+
+def check_if_match(zone: Zone, if_match: str | None) -> None:
+    """Optimistic concurrency: If-Match carries the zone's ETag (its serial)."""
+    if if_match is None or if_match.strip() == "*":
+        return
+    wanted = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
+    if str(zone.serial) not in wanted:
+        raise ApiError(412, "precondition_failed",
+                       f"the zone changed: its serial is {zone.serial}",
+                       extra={"serial": zone.serial}, headers={"ETag": f'"{zone.serial}"'})
+
+
+async def write(
+    session: AsyncSession, ctx: Context, principal: Principal, access: ZoneAccess,
+    changes: Sequence[RRsetChange], *, dry_run: bool = False, if_match: str | None = None,
+) -> Outcome:
+    """Authorise, gate and apply `changes` in the caller's transaction."""
+    require_active(principal)
+    if len(changes) > ctx.config.max_rrsets_per_request:
+        raise ApiError(413, "too_many_rrsets",
+                       f"at most {ctx.config.max_rrsets_per_request} RRsets per request")
+    origin = dns.name.from_text(access.name)
+    kinds = authorise(principal, access, origin, changes)
+    for kind in sorted(kinds):
+        await require_sensitive(session, ctx, principal, Operation(kind, access.name),
+                                access.unit_allowlist)
+    zone = await store.find_zone(session, access.name, for_update=True)
+    check_if_match(zone, if_match)
+    added = sum(len(c.rrset.rdatas) for c in changes if c.rrset is not None)
+    if added and await record_count(session, zone.id) + added > ctx.config.max_records_per_zone:
+        raise Unprocessable("too_many_records",
+                            f"a zone holds at most {ctx.config.max_records_per_zone} records")
+    try:
+        result = await store.apply_changes(session, access.name, changes, actor_of(principal))
+    except ZoneConflict as exc:
+        raise Unprocessable("zone_conflict", "; ".join(exc.reasons[:5]),
+                            reasons=exc.reasons) from None
+    except ZoneNotFound:
+        raise NotFound(f"zone {access.name} not found", code="zone_not_found") from None
+    if dry_run:
+        raise _Rollback(result)
+    return Outcome(result, False, SensitiveKind.EDIT_NAMESERVERS in kinds and result.change_id > 0)
+
+
+async def write_transaction(
+    ctx: Context, principal: Principal, zone_text: str,
+    plan: PlanFn, *, dry_run: bool = False, if_match: str | None = None,
+) -> tuple[ZoneAccess, Outcome]:
+    """Open the write transaction, resolve the zone, let `plan` build the
+    changes from the current content, and write (or roll back a dry run)."""
+    try:
+        async with ctx.db.write() as session:
+            access = await zone_access(session, principal, zone_text)
+            origin = dns.name.from_text(access.name)
+            changes = await plan(session, access, origin)
+            outcome = await write(session, ctx, principal, access, changes, dry_run=dry_run,
+                                  if_match=if_match)
+    except _Rollback as rollback:
+        return access, Outcome(rollback.result, True, False)
+    return access, outcome
+
+
+async def current(session: AsyncSession, zone_id: int) -> dict[tuple[str, int], RRsetData]:
+    return await store.current_rrsets(session, zone_id)
+
+
+def replace_all(current_sets: dict[tuple[str, int], RRsetData],
+                wanted: Sequence[RRsetChange]) -> list[RRsetChange]:
+    """Changes turning the zone into exactly `wanted` (SOA untouched); RRsets
+    that stay the same are left out, so they need no right and no write."""
+    keep = {(c.name.to_text(), int(c.rdtype)) for c in wanted if c.rrset is not None}
+    changes = [c for c in wanted if c.rrset is not None
+               and current_sets.get((c.name.to_text(), int(c.rdtype))) != c.rrset]
+    for (name, rdtype), rrset in current_sets.items():
+        if (name, rdtype) not in keep:
+            changes.append(RRsetChange(rrset.name, rrset.rdtype, None))
+    return changes
+
+
+def rebuild(items: Iterable[DiffItem], origin: dns.name.Name) -> list[RRsetChange]:
+    """RRsets from stored diff items (history); import rules, as they were stored."""
+    grouped: dict[tuple[str, int], tuple[int, list[str]]] = {}
+    for name, rdtype, ttl, content in items:
+        grouped.setdefault((name, rdtype), (ttl, []))[1].append(content)
+    out = []
+    for (name, rdtype), (ttl, texts) in sorted(grouped.items()):
+        owner = dns.name.from_text(name)
+        t = dns.rdatatype.RdataType.make(rdtype)
+        out.append(RRsetChange(owner, t, parse_rrset(origin, owner, t, ttl, texts, IMPORT_RULES)))
+    return out
