@@ -12,6 +12,7 @@ of "password reset" answers does not reveal whether an account exists.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from email.message import EmailMessage
 from typing import Protocol
@@ -94,11 +95,14 @@ class HttpSmsGateway:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=config.timeout_s)
             )
-        auth = (aiohttp.BasicAuth(config.username, config.password or "")
-                if config.username else None)
+        headers = {}
+        if config.username:
+            pair = f"{config.username}:{config.password or ''}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         try:
             async with self._session.post(
-                config.url, json={"to": to, "text": text, "sender": config.sender}, auth=auth
+                config.url, json={"to": to, "text": text, "sender": config.sender},
+                headers=headers,
             ) as response:
                 if not 200 <= response.status < 300:
                     raise DeliveryError(f"SMS gateway answered HTTP {response.status}")
