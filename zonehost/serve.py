@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from prometheus_client import start_http_server
@@ -14,7 +14,8 @@ from storage import zones as store
 from storage.db import Database
 from storage.dnsdata import masterfile, zone_origin
 from storage.zones import OPERATOR
-from zonehost.config import Settings, parse_hostport
+from mx_forwarder.service import start_forwarder
+from zonehost.config import Settings, forwarder_config, parse_hostport
 from zonehost.dns_service import start_dns
 from zonehost.runtime import open_database
 
@@ -67,11 +68,14 @@ async def run_serve(settings: Settings, options: ServeOptions) -> None:
         start_http_server(options.metrics[1], addr=options.metrics[0])
         log.info("metrics on http://%s:%d/metrics", *options.metrics)
         dns = await start_dns(settings, db, options.dns)
+        mail = await start_forwarder(replace(forwarder_config(settings), listen=options.smtp), db)
+        log.info("mail forwarder on %s port %d", *options.smtp)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+        await mail.close()
         await dns.close()
     finally:
         await db.close()
