@@ -76,7 +76,7 @@ from nameserver.wire import parse_query, render
 from storage.db import Database
 from storage.feed import ChangeEvent, zone_history
 from storage.models import ZoneStatus
-from storage.snapshot import load_zones
+from storage.snapshot import ZoneSnapshot, load_zones
 from storage.zones import get_zone, soa_from_zone
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,7 @@ class TransferConfig:
     notify: tuple[tuple[str, int], ...] = ()
     notify_key: TsigKey | None = None
     message_bytes: int = DEFAULT_MESSAGE_BYTES
+    max_transfers: int = 8  # transfers running at once; more wait their turn
 
     @classmethod
     def from_texts(
@@ -305,7 +306,9 @@ class Transfer:
 
     style: Style
     serial: int
-    records: tuple[Rr, ...]
+    # Produced while the messages are packed, so a big zone is turned into
+    # wire form one message at a time, between which the loop serves others.
+    records: Iterable[Rr]
 
 
 class ZoneGone(TransferError):
@@ -332,24 +335,32 @@ async def load_transfer(
                 return Transfer(Style.IXFR_CURRENT, serial, (current,))
             chain = incremental_chain(await zone_history(session, origin), client_serial, serial)
             if chain is not None:
-                records = tuple(ixfr_records(dns.name.from_text(origin), zone.soa_ttl, soa, chain))
+                records = ixfr_records(dns.name.from_text(origin), zone.soa_ttl, soa, chain)
                 return Transfer(Style.IXFR, serial, records)
         snapshots = await load_zones(session, [origin])
     if not snapshots:
         raise ZoneGone(origin)
-    snapshot = snapshots[0]
-    body: list[Rr] = []
-    soa_rr: Rr | None = None
-    for stored in snapshot.rrsets:
-        owner = name_to_wire(stored.name)
-        if stored.rdtype == SOA:
-            if owner == apex and soa_rr is None:
-                soa_rr = (owner, SOA, stored.ttl, stored.rdatas[0])
-            continue
-        body.extend((owner, stored.rdtype, stored.ttl, rd) for rd in stored.rdatas)
-    assert soa_rr is not None  # load_zones always puts the zone's SOA first
     style = Style.AXFR if client_serial is None else Style.IXFR_AXFR
-    return Transfer(style, snapshot.serial, (soa_rr, *body, soa_rr))
+    return Transfer(style, snapshots[0].serial, axfr_records(snapshots[0]))
+
+
+def axfr_records(snapshot: ZoneSnapshot) -> Iterator[Rr]:
+    """The zone's SOA, every other record, the SOA again (RFC 5936 2.2)."""
+    apex = name_to_wire(snapshot.origin)
+    soa = next(
+        (s for s in snapshot.rrsets if s.rdtype == SOA and name_to_wire(s.name) == apex), None
+    )
+    if soa is None:
+        raise ZoneGone(snapshot.origin)  # load_zones always puts it first
+    soa_rr = (apex, SOA, soa.ttl, soa.rdatas[0])
+    yield soa_rr
+    for stored in snapshot.rrsets:
+        if stored.rdtype == SOA:
+            continue
+        owner = name_to_wire(stored.name)
+        for rdata in stored.rdatas:
+            yield owner, stored.rdtype, stored.ttl, rdata
+    yield soa_rr
 
 
 def _client_serial(checked: CheckedRequest, qname: bytes) -> int | None:
@@ -388,6 +399,7 @@ class TransferService:
         self.config = config
         self.metrics = metrics
         self._clock = clock
+        self._slots = asyncio.Semaphore(config.max_transfers)
 
     # -- checks shared by TCP and UDP -------------------------------------
     def _tsig_failure(self, query: Query, checked: CheckedRequest, peer: Peer) -> bytes | None:
@@ -446,6 +458,10 @@ class TransferService:
     # -- TCP --------------------------------------------------------------
     async def transfer(self, query: Query, peer: Peer, send: Callable[[bytes], None]) -> None:
         """Answer one AXFR/IXFR on a TCP connection; `send` writes one message."""
+        async with self._slots:
+            await self._transfer(query, peer, send)
+
+    async def _transfer(self, query: Query, peer: Peer, send: Callable[[bytes], None]) -> None:
         final, checked, signer = self._gate(query, peer)
         if final is not None:
             self._count("tcp", query, final[3] & 0xF)
@@ -466,17 +482,30 @@ class TransferService:
             send(self._sign(error_reply(query, Rcode.SERVFAIL), signer))
             return
         head = reply_head(query)
-        messages = 0
-        for wire in pack_messages(head, transfer.records, self.config.message_bytes):
-            send(self._sign(wire, signer))
-            messages += 1
-            await asyncio.sleep(0)  # let the loop write and answer others
+        messages = records = 0
+
+        def counted() -> Iterator[Rr]:
+            nonlocal records
+            for record in transfer.records:
+                records += 1
+                yield record
+
+        try:
+            for wire in pack_messages(head, counted(), self.config.message_bytes):
+                send(self._sign(wire, signer))
+                messages += 1
+                await asyncio.sleep(0)  # let the loop write and answer others
+        except RecordTooBig:
+            log.error("transfer zone=%s: a record does not fit in a message", zone.origin_text)
+            if messages == 0:
+                send(self._sign(error_reply(query, Rcode.SERVFAIL), signer))
+            raise
         self._count("tcp", query, Rcode.NOERROR)
         log.info(
             "transfer zone=%s style=%s serial=%d client_serial=%s records=%d messages=%d "
             "peer=%s tsig=%s in %.3fs",
             zone.origin_text, transfer.style.value, transfer.serial, client_serial,
-            len(transfer.records), messages, peer[0],
+            records, messages, peer[0],
             signer.key.name.to_text() if signer else "-", time.perf_counter() - started,
         )
 
