@@ -81,11 +81,21 @@ class RRsetData:
 
     def rdata_texts(self) -> tuple[str, ...]:
         """Presentation form of each rdata, names absolute."""
-        return tuple(str(rd.to_text()) for rd in self.rdatas)
+        return tuple(rdata_to_text(rd) for rd in self.rdatas)
 
     def rdata_wires(self) -> tuple[bytes, ...]:
         """Uncompressed wire form of each rdata (names keep their case)."""
         return tuple(wire(rd) for rd in self.rdatas)
+
+
+def rdata_to_text(rdata: dns.rdata.Rdata, origin: dns.name.Name | None = None) -> str:
+    """Presentation form of `rdata`, names relative to `origin` when given.
+
+    Empty data of a type whose text form cannot be empty (DHCID, OPENPGPKEY,
+    ... from '\\# 0') is written in RFC 3597 form, so the text parses back.
+    """
+    text = str(rdata.to_text(origin=origin))
+    return text if text else str(rdata.to_generic().to_text())
 
 
 def parse_rdatatype(rdtype: str | int) -> dns.rdatatype.RdataType:

@@ -164,6 +164,9 @@ BAD_LINES = [
     ("www 60 HS A 192.0.2.1", "line 2: www.example.com.: class HS is not supported, only IN"),
     ("www CLASS3 A 192.0.2.1", "line 2: www.example.com.: class CLASS3 is not supported, only IN"),
     ("www FOO bar", "line 2: www.example.com.: unknown record type 'FOO'"),
+    ("www TYPE70000 x", "line 2: www.example.com.: unknown record type 'TYPE70000'"),
+    ("www CLASS70000 A 192.0.2.1",
+     "line 2: www.example.com.: class CLASS70000 is not supported, only IN"),
     ("www 60", "line 2: www.example.com.: the record type is missing"),
     ("www", "line 2: www.example.com.: the record type is missing"),
     ("www 99999999999 A 192.0.2.1", "line 2: www.example.com.: invalid TTL '99999999999'"),
@@ -310,6 +313,16 @@ def test_same_data_as_dnspython_zone_reader(round_trip_zone: str) -> None:
     }
     mine = {r.key: (r.ttl, set(r.rdatas)) for r in content.rrsets}
     assert mine == theirs
+
+
+@pytest.mark.parametrize("rdtype", ["OPENPGPKEY", "DHCID", "APL", "TYPE65280"])
+def test_empty_data_round_trips(rdtype: str) -> None:
+    content = parse(f"$TTL 60\nx {rdtype} \\# 0\n")
+    exported = to_text(content)
+    assert from_text(exported, ORIGIN) == content
+    assert from_text(f"$TTL 60\nx {rdtype} {content.rrsets[0].rdata_texts()[0]}\n", ORIGIN) == (
+        content
+    )
 
 
 def test_to_text_of_an_empty_zone() -> None:
