@@ -25,7 +25,7 @@ import dns.rcode
 import dns.rdatatype
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nameserver.index import ZoneTable, build_zone
+from nameserver.index import ZoneTable, build_zone, build_zone_async
 from nameserver.metrics import NameserverMetrics
 from storage import feed, nsstatus
 from storage.db import Database
@@ -168,7 +168,7 @@ class FeedFollower:
             if self.table.remove_zone(zone_name):
                 log.info("zone=%s removed", zone_name)
             return
-        zone = await asyncio.to_thread(build_zone, snapshots[0])
+        zone = await build_zone_async(snapshots[0])  # in slices: queries go on
         self.table.install_zone(zone)
         log.info("zone=%s serial=%d reloaded (%d records)", zone_name, zone.serial, zone.record_count)
 

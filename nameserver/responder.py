@@ -63,8 +63,9 @@ class TransferRequest:
 
 
 # A cached reply: (reply without its ID, statistics key, RRL kind, RRL name,
-# end of the question in the query, zones it was computed from).
-_Entry = tuple[bytes, StatKey, str, bytes, int, tuple[Zone, ...]]
+# end of the question in the query, (origin, token) of the zones it was
+# computed from: tokens, not zones, so the cache keeps no old zone alive).
+_Entry = tuple[bytes, StatKey, str, bytes, int, tuple[tuple[bytes, object], ...]]
 
 
 def _chaos(options: NameserverOptions) -> Chaos | None:
@@ -133,8 +134,9 @@ class Responder:
 
     def _stale(self, entry: _Entry) -> bool:
         zones = self._zones
-        for zone in entry[5]:
-            if zones.get(zone.origin) is not zone:
+        for origin, token in entry[5]:
+            zone = zones.get(origin)
+            if zone is None or zone.token is not token:
                 return True
         return False
 
@@ -235,7 +237,8 @@ class Responder:
         kind, by_qname = _rrl_kind(ans)
         rrl_name = query.qname if by_qname else (ans.zones[0].origin if ans.zones else b"")
         question_end = 12 + len(query.question)
-        entry: _Entry = (reply[2:], stat, kind, rrl_name, question_end, ans.zones)
+        deps = tuple((zone.origin, zone.token) for zone in ans.zones)
+        entry: _Entry = (reply[2:], stat, kind, rrl_name, question_end, deps)
         if not options and query.tsig_offset is None and self.options.cache_entries > 0:
             self._remember(transport, data[2:], entry)
         if self.rrl is not None and transport == "udp" and not cookie_valid:
