@@ -225,4 +225,13 @@ def test_knot_follows_zonehost(database_url: str, tmp_path: Path) -> None:
         after = [*QUERIES, ("new.alpha.test.", "AAAA"), ("multi.alpha.test.", "A")]
         assert differences(primary.port, knot_port, after) == []
         assert ask(knot_port, "multi.alpha.test.", "TXT").rcode() == dns.rcode.NXDOMAIN
-        assert transfers(log_path, "beta.test.") == ["AXFR"]  # untouched zones stay put
+
+        # A whole-zone import is not a diff: Knot gets an AXFR-style IXFR.
+        text = (CORPUS / "beta.test.zone").read_text() + "\nimported A 192.0.2.222\n"
+        serial = import_zone(database_url, "beta.test.", text).serial
+        wait_for(knot_port, "imported.beta.test.", "A", "192.0.2.222", log_path)
+        assert ask(knot_port, "beta.test.", "SOA").answer[0][0].serial == serial
+        assert differences(primary.port, knot_port, [("imported.beta.test.", "A")]) == []
+        assert "[beta.test.] IXFR, incoming, remote" in log_path.read_text()
+        assert transfers(log_path, "beta.test.") == ["AXFR", "AXFR"]  # the second one AXFR-style
+        assert transfers(log_path, "example.test.") == ["AXFR"]  # untouched zones stay put
