@@ -32,13 +32,20 @@ from storage.dnsdata import (
     parse_rrset,
     subname,
 )
-from storage.models import Record, RRset, Zone
+from storage.models import Record, Right, RRset, Zone
 from storage.zones import RRsetChange, WriteResult, ZoneConflict, ZoneNotFound
 from zoneapi.access import actor_of, require_active, require_sensitive, zone_access
 from zoneapi.auth import Principal
 from zoneapi.errors import ApiError, Forbidden, NotFound, Unprocessable
 from zoneapi.keys import Context
-from zoneapi.policy import Operation, SensitiveKind, ZoneAccess, can_write, right_for_rrset
+from zoneapi.policy import (
+    Operation,
+    SensitiveKind,
+    ZoneAccess,
+    can_write,
+    has_right,
+    right_for_rrset,
+)
 from zoneapi.schema import JsonObject
 
 DEFAULT_TTL_S = 3600
@@ -180,6 +187,10 @@ async def write(
         raise ApiError(413, "too_many_rrsets",
                        f"at most {ctx.config.max_rrsets_per_request} RRsets per request")
     origin = dns.name.from_text(access.name)
+    if not changes:  # a write that turns out empty still needs a writer
+        decision = has_right(access, Right.EDIT_ZONE)
+        if not decision.allowed:
+            raise Forbidden(decision.code, decision.detail)
     kinds = authorise(principal, access, origin, changes)
     for kind in sorted(kinds):
         await require_sensitive(session, ctx, principal, Operation(kind, access.name),

@@ -1,0 +1,240 @@
+"""The authorisation matrix: every endpoint, driven as every kind of caller,
+over a real server and database, checked for allow or deny.
+
+Callers: the leader, a delegate, a user without rights, a user holding
+exactly one right on the zone (one caller per right), a user of another
+business unit (with rights on that unit's zone only), another client's
+leader, an anonymous caller, a token narrowed to writing `www A` of the
+zone, and a token used from a subnet it does not allow. The account
+allowlists 127.0.0.0/8 so sensitive actions pass the gate here (the gate
+has its own tests in test_api_stepup.py); write endpoints that would
+change the zone's shape run as dry runs, which authorise exactly like real
+writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import dns.name
+import dns.rdatatype
+
+from storage import zones as store
+from storage.db import Database
+from storage.dnsdata import API_RULES, parse_rrset
+from storage.models import BusinessUnit, Right, UserRight, Zone
+from tests.integration.test_api_harness import (
+    ApiServer,
+    Login,
+    allowlist,
+    running_api,
+    seed_account,
+    seed_token,
+    seed_user,
+    seed_zone,
+)
+
+ZONE = "one.example."
+Z = "/api/v1/zones/one.example"
+RIGHT_USERS = {f"user_{r.value}": r for r in Right}
+MANAGERS = {"leader", "delegate"}
+NARROW = "narrow_token"
+ALL_USERS = {"user_none", *RIGHT_USERS, "user_other_bu"}
+CALLERS = [*sorted(MANAGERS), *sorted(ALL_USERS), "other_client", "anonymous", NARROW,
+           "bad_subnet_token"]
+VIEWERS = MANAGERS | set(RIGHT_USERS) | {NARROW}
+EDITORS = MANAGERS | {"user_edit_zone"}
+NS_EDITORS = MANAGERS | {"user_edit_nameservers"}
+SIGNED_IN = MANAGERS | ALL_USERS | {"other_client", NARROW}
+SECURITY = SIGNED_IN - {NARROW}  # tokens narrowed by policies never change settings
+EVERYONE = set(CALLERS)
+
+
+@dataclass
+class Case:
+    name: str
+    method: str
+    path: str | Callable[[World, int], str]
+    allowed: set[str]
+    body: Any = None
+    prepare: Callable[[World, int], Any] | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    raw: str | None = None
+
+
+@dataclass
+class World:
+    api: ApiServer
+    tokens: dict[str, str | None]
+    leader: Login
+    target_user: int  # a plain user of the account, object of the account endpoints
+    change_id: int
+    change_serial: int
+
+
+async def _direct(w: World, name: str, rdtype: str, records: list[str]) -> None:
+    origin = dns.name.from_text(ZONE)
+    t = dns.rdatatype.from_text(rdtype)
+    owner = dns.name.from_text(name, origin)
+    rrset = parse_rrset(origin, owner, t, 300, records, API_RULES)
+    async with w.api.db.write() as session:
+        await store.apply_changes(session, ZONE, [store.RRsetChange(owner, t, rrset)],
+                                  store.OPERATOR)
+
+
+async def _serial(w: World) -> int:
+    async with w.api.db.read() as session:
+        return (await store.find_zone(session, ZONE)).serial
+
+
+def cases() -> list[Case]:
+    ns = ["ns1.host.example.", "ns2.host.example."]
+    return [
+        Case("health", "GET", "/api/v1/health", EVERYONE),
+        Case("openapi", "GET", "/api/v1/openapi.json", EVERYONE),
+        Case("me", "GET", "/api/v1/me", SIGNED_IN),
+        Case("account", "GET", "/api/v1/account", SIGNED_IN),
+        Case("sessions", "GET", "/api/v1/auth/sessions", SIGNED_IN),
+        Case("tokens", "GET", "/api/v1/tokens", SIGNED_IN),
+        Case("token create", "POST", "/api/v1/tokens", SECURITY, body={"name": "m"}),
+        Case("units", "GET", "/api/v1/business-units", SIGNED_IN),
+        Case("zones", "GET", "/api/v1/zones", SIGNED_IN),
+        Case("zone", "GET", Z, VIEWERS),
+        Case("rrsets", "GET", Z + "/rrsets", VIEWERS),
+        Case("rrset", "GET", Z + "/rrsets/www/A", VIEWERS),
+        Case("export", "GET", Z + "/file", VIEWERS),
+        Case("versions", "GET", Z + "/versions", VIEWERS),
+        Case("version", "GET", lambda w, n: f"{Z}/versions/{w.change_serial}", VIEWERS),
+        Case("diff", "GET", lambda w, n: f"{Z}/diff?from={w.change_serial}&to="
+             f"{w.change_serial}", VIEWERS),
+        Case("change", "GET", lambda w, n: f"/api/v1/changes/{w.change_id}", VIEWERS),
+        Case("put rrset", "PUT", Z + "/rrsets/www/A", EDITORS | {NARROW},
+             body=lambda n: {"ttl": 300, "records": [f"192.0.2.{n % 200 + 1}"]}),
+        Case("create rrset", "POST", Z + "/rrsets", EDITORS,
+             body=lambda n: {"name": f"new{n}", "type": "A", "records": ["192.0.2.1"]}),
+        Case("delete rrset", "DELETE", lambda w, n: f"{Z}/rrsets/del{n}/A", EDITORS,
+             prepare=lambda w, n: _direct(w, f"del{n}", "A", ["192.0.2.1"])),
+        Case("add record", "POST", Z + "/rrsets/rec/A/records", EDITORS,
+             body=lambda n: {"content": f"198.51.100.{n % 200 + 1}"}),
+        Case("remove record", "DELETE", Z + "/rrsets/rec/A/records", EDITORS,
+             prepare=lambda w, n: _direct(w, "rec", "A", ["192.0.2.1", "192.0.2.2"]),
+             params={"content": "192.0.2.2"}),
+        Case("patch", "PATCH", Z + "/rrsets", EDITORS,
+             body=lambda n: [{"name": "patch", "type": "TXT", "ttl": 300,
+                              "records": [f'"v{n}"']}]),
+        Case("patch apex NS", "PATCH", Z + "/rrsets?dry_run=true", NS_EDITORS,
+             body=[{"name": "@", "type": "NS", "ttl": 3600, "records": ["ns9.host.example."]}]),
+        Case("put apex NS", "PUT", Z + "/rrsets/@/NS?dry_run=true", NS_EDITORS,
+             body={"ttl": 3600, "records": ["ns9.host.example."]}),
+        Case("bulk replace", "PUT", Z + "/rrsets?dry_run=true", EDITORS,
+             body=[{"name": "@", "type": "NS", "ttl": 3600, "records": ns},
+                   {"name": "www", "type": "A", "ttl": 300, "records": ["192.0.2.250"]}]),
+        Case("import", "PUT", Z + "/file?dry_run=true", EDITORS,
+             raw="@ 3600 IN NS ns1.host.example.\n@ 3600 IN NS ns2.host.example.\n"
+                 "www 300 IN A 192.0.2.251\n"),
+        Case("restore", "POST", lambda w, n: f"{Z}/versions/{w.change_serial}/restore"
+             "?dry_run=true", EDITORS),
+        Case("zone unit", "PUT", Z + "/business-unit", MANAGERS,
+             body={"business_unit_id": None}),
+        Case("users", "GET", "/api/v1/users", MANAGERS | {"other_client"}),
+        Case("user create", "POST", "/api/v1/users", MANAGERS | {"other_client"},
+             body=lambda n: {"login": f"made{n}", "email": "m@example.net",
+                             "password": "a fine long password", "role": "user"}),
+        Case("user", "GET", lambda w, n: f"/api/v1/users/{w.target_user}", MANAGERS),
+        Case("user update", "PATCH", lambda w, n: f"/api/v1/users/{w.target_user}", MANAGERS,
+             body={"email": "target@example.net"}),
+        Case("rights", "GET", lambda w, n: f"/api/v1/users/{w.target_user}/rights", MANAGERS),
+        Case("grant", "POST", lambda w, n: f"/api/v1/users/{w.target_user}/rights", MANAGERS,
+             body={"zone": "one.example", "right": "view"}),
+        Case("revoke", "DELETE",
+             lambda w, n: f"/api/v1/users/{w.target_user}/rights/one.example/renew", MANAGERS),
+        Case("account update", "PATCH", "/api/v1/account", MANAGERS | {"other_client"},
+             body={"postal_address": "3 rue Z"}),
+        Case("allowlist", "PUT", "/api/v1/account/allowlist", MANAGERS | {"other_client"},
+             body={"addresses": ["127.0.0.0/8"]}),
+        Case("unit create", "POST", "/api/v1/business-units", MANAGERS | {"other_client"},
+             body=lambda n: {"name": f"unit{n}"}),
+        Case("audit", "GET", "/api/v1/audit", MANAGERS | {"other_client"}),
+    ]
+
+
+async def build(api: ApiServer) -> World:
+    leader = await seed_account(api, "lead")
+    await allowlist(api, leader, ["127.0.0.0/8"])
+    async with api.db.write() as session:
+        unit1 = BusinessUnit(account_id=leader.account_id, name="one", ip_allowlist=[])
+        unit2 = BusinessUnit(account_id=leader.account_id, name="two", ip_allowlist=[])
+        session.add_all([unit1, unit2])
+        await session.flush()
+        units = (unit1.id, unit2.id)
+    await seed_zone(api, leader, "one.example", units[0])
+    await seed_zone(api, leader, "two.example", units[1])
+    other = await seed_account(api, "rival")
+    await allowlist(api, other, ["127.0.0.0/8"])
+    await seed_zone(api, other, "rival.example")
+    people: dict[str, Login] = {"leader": leader, "other_client": other,
+                                "delegate": await seed_user(api, leader, "deleg", "delegate"),
+                                "user_none": await seed_user(api, leader, "nobody", "user")}
+    for caller in RIGHT_USERS:
+        people[caller] = await seed_user(api, leader, caller.replace("_", "-"), "user",
+                                         units[0])
+    people["user_other_bu"] = await seed_user(api, leader, "otherbu", "user", units[1])
+    async with api.db.write() as session:
+        zone_ids = {z.name: z.id for z in (await session.execute(
+            Zone.__table__.select())).all()}  # type: ignore[attr-defined]
+        for caller, right in RIGHT_USERS.items():
+            session.add(UserRight(user_id=people[caller].user_id,
+                                  zone_id=zone_ids[ZONE], right=right))
+        for right in (Right.VIEW, Right.EDIT_ZONE):
+            session.add(UserRight(user_id=people["user_other_bu"].user_id,
+                                  zone_id=zone_ids["two.example."], right=right))
+    tokens: dict[str, str | None] = {
+        name: await seed_token(api, login, perm_manage=True) for name, login in people.items()}
+    tokens["anonymous"] = None
+    tokens[NARROW] = await seed_token(api, leader, policies=[
+        {"domain": ZONE, "subname": None, "type": None, "write": False},
+        {"domain": ZONE, "subname": "www", "type": "A", "write": True}])
+    tokens["bad_subnet_token"] = await seed_token(api, leader, perm_manage=True,
+                                                  allowed_subnets=["192.0.2.0/24"])
+    change = await api.client.call("PUT", Z + "/rrsets/www/A", token=tokens["leader"],
+                                   json_body={"ttl": 300, "records": ["192.0.2.3"]})
+    assert change.status == 200 and change.body["change_id"], change.text
+    return World(api, tokens, leader, people["user_none"].user_id, change.body["change_id"],
+                 change.body["serial"])
+
+
+async def test_authorisation_matrix(db: Database) -> None:
+    async with running_api(db) as api:
+        world = await build(api)
+        problems: list[str] = []
+        checked = 0
+        n = 0
+        for case in cases():
+            for caller in CALLERS:
+                n += 1
+                if case.prepare is not None:
+                    await case.prepare(world, n)
+                path = case.path(world, n) if callable(case.path) else case.path
+                body = case.body(n) if callable(case.body) else case.body
+                headers = {"Content-Type": "text/dns"} if case.raw is not None else None
+                reply = await api.client.call(case.method, path, token=world.tokens[caller],
+                                              json_body=body, data=case.raw, headers=headers,
+                                              params=case.params or None)
+                allowed = caller in case.allowed
+                ok = 200 <= reply.status < 300
+                # A denial is an answer of the security model, never a routing miss.
+                denied = reply.status in (401, 403, 404) and reply.code not in (
+                    None, "not_found")
+                if caller == "anonymous" and not allowed:
+                    denied = reply.status == 401
+                if caller == "bad_subnet_token" and not allowed:
+                    denied = reply.code == "token_address_refused"
+                if (allowed and not ok) or (not allowed and not denied):
+                    problems.append(f"{case.name} as {caller}: expected "
+                                    f"{'allow' if allowed else 'deny'}, got {reply.status} "
+                                    f"{reply.text[:120]}")
+                checked += 1
+        assert checked == len(cases()) * len(CALLERS) > 500
+        assert not problems, "\n".join(problems)
