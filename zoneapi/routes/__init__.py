@@ -7,7 +7,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from zoneapi.routes import account, auth, history, me, meta, tokens, zones
+from zoneapi.routes import account, auth, billing_api, history, me, meta, tokens, zones
 
 
 class RouteModule(Protocol):
@@ -22,6 +22,7 @@ ROUTE_MODULES: list[RouteModule] = [
     account,
     zones,
     history,
+    billing_api,
 ]
 
 
