@@ -1,11 +1,8 @@
 """Bytes in, bytes out: everything between the transports and the engine.
 
-The fast path is a dict lookup: a reply depends only on the query's bytes
-after the ID (flags, question as sent, EDNS), so a prepared reply is kept
-under `query[2:]` and served as `query[:2] + reply[2:]`. Replies are cached
-only when nothing else went into them (no cookie, no TSIG, no error);
-entries live in two generations (a full young generation becomes the old
-one). An entry remembers the zone snapshots it was computed from and is
+The fast path is a dict lookup in a `ReplyCache` (see replycache.py): the
+prepared reply to the same bytes after the ID. Replies are cached only when
+nothing else went into them (no cookie, no TSIG, no error). An entry remembers the zone snapshots it was computed from and is
 used only while each is still the published one, so an edit of one zone
 costs the others nothing; adding or removing a zone drops every entry.
 """
@@ -25,6 +22,7 @@ from nameserver.index import Zone, ZoneTable
 from nameserver.message import COOKIE_OPTION, TC, Answer, Opcode, Outcome, Query, Rcode
 from nameserver.metrics import NameserverMetrics, StatKey
 from nameserver.options import NameserverOptions
+from nameserver.replycache import ReplyCache
 from nameserver.rrl import Action, RateLimiter
 from nameserver.rrwire import AXFR, IXFR, prepare_rrset
 from nameserver.wire import BadQuery, Unanswerable, header_only, parse_query, render, udp_limit
@@ -118,8 +116,12 @@ class Responder:
         self._version = -1
         self._origins_version = -1
         self._zones: dict[bytes, Zone] = table.index.zones
-        self._young: dict[str, dict[bytes, _Entry]] = {"udp": {}, "tcp": {}}
-        self._old: dict[str, dict[bytes, _Entry]] = {"udp": {}, "tcp": {}}
+        self._caches: dict[str, ReplyCache[_Entry]] = {
+            "udp": ReplyCache(self.options.cache_entries),
+            "tcp": ReplyCache(self.options.cache_entries),
+        }
+        self._udp_cache = self._caches["udp"]
+        self._tcp_cache = self._caches["tcp"]
 
     # -- caches -----------------------------------------------------------
     def _check_version(self) -> None:
@@ -128,9 +130,8 @@ class Responder:
         self._zones = table.index.zones
         if table.origins_version != self._origins_version:
             self._origins_version = table.origins_version
-            for caches in (self._young, self._old):
-                for cache in caches.values():
-                    cache.clear()
+            for cache in self._caches.values():
+                cache.clear()
 
     def _stale(self, entry: _Entry) -> bool:
         zones = self._zones
@@ -140,25 +141,13 @@ class Responder:
                 return True
         return False
 
-    def _remember(self, transport: str, key: bytes, entry: _Entry) -> None:
-        young = self._young[transport]
-        if len(young) >= self.options.cache_entries // 2:
-            self._old[transport] = young
-            young = self._young[transport] = {}
-        young[key] = entry
-
     # -- entry points -----------------------------------------------------
     def udp(self, data: bytes, peer: Peer) -> bytes | None:
         """The reply to one UDP datagram, or None to send nothing."""
         if self.table.version != self._version:
             self._check_version()
-        key = data[2:]
-        entry = self._young["udp"].get(key)
-        if entry is None:
-            entry = self._old["udp"].get(key)
-            if entry is not None:
-                self._young["udp"][key] = entry
-        if entry is None or self._stale(entry):
+        entry = self._udp_cache.young.get(data[2:]) or self._udp_cache.get(data)
+        if entry is None or (entry[5] and self._stale(entry)):
             reply = self._slow(data, peer, "udp")
             return None if isinstance(reply, TransferRequest) else reply
         self.metrics.hits[entry[1]] += 1
@@ -170,8 +159,7 @@ class Responder:
         """The reply to one TCP message, a transfer to run, or None."""
         if self.table.version != self._version:
             self._check_version()
-        key = data[2:]
-        entry = self._young["tcp"].get(key) or self._old["tcp"].get(key)
+        entry = self._tcp_cache.get(data)
         if entry is not None and not self._stale(entry):
             self.metrics.hits[entry[1]] += 1
             return data[:2] + entry[0]
@@ -239,8 +227,8 @@ class Responder:
         question_end = 12 + len(query.question)
         deps = tuple((zone.origin, zone.token) for zone in ans.zones)
         entry: _Entry = (reply[2:], stat, kind, rrl_name, question_end, deps)
-        if not options and query.tsig_offset is None and self.options.cache_entries > 0:
-            self._remember(transport, data[2:], entry)
+        if not options and query.tsig_offset is None:
+            self._caches[transport].put(data, question_end - 4, entry)
         if self.rrl is not None and transport == "udp" and not cookie_valid:
             return self._limited(data, peer, entry, reply)
         return reply
