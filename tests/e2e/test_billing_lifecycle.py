@@ -1,0 +1,138 @@
+"""The lifecycle seen from outside: `zonehost billing run --date` suspends a
+domain at expiry + 5, the real nameserver then answers REFUSED over UDP and
+the real forwarder refuses its aliases with 550; paying the renewal with
+the operator CLI at + 20 brings both back."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
+from pathlib import Path
+
+import dns.rcode
+import pytest
+
+from storage import aliases
+from storage.db import Database
+from tests.conftest import REPO_ROOT, free_port
+from tests.unit.billing.support import add_domain, host_zone, make_account, set_prices
+
+EXPIRY = date(2027, 3, 31)
+
+
+def _has_commands(*names: str) -> bool:
+    import argparse
+
+    from zonehost.cli import build_parser
+
+    parser = build_parser()
+    choices = next(a.choices for a in parser._actions
+                   if isinstance(a, argparse._SubParsersAction))
+    return all(n in choices for n in names)
+
+
+pytestmark = pytest.mark.skipif(
+    not _has_commands("nameserver", "mx-forwarder"),
+    reason="needs `zonehost nameserver` and `zonehost mx-forwarder`",
+)
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "zonehost", *args], env=env, cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@contextmanager
+def forwarder(env: dict[str, str], tmp: Path) -> Iterator[int]:
+    from tests.e2e.mx_support import SRS_KEY
+
+    port = free_port()
+    env = {**env, "ZONEHOST_MX_FORWARDER_SRS_KEYS": SRS_KEY.decode(),
+           "ZONEHOST_MX_FORWARDER_HOSTNAME": "mx.zonehost.test",
+           "ZONEHOST_MX_FORWARDER_RESOLVER": "127.0.0.1:9",
+           "ZONEHOST_MX_FORWARDER_AUTH_RESULTS": "false",
+           "ZONEHOST_MX_FORWARDER_SPOOL_DIR": str(tmp / "spool")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zonehost", "mx-forwarder", "--listen", f"127.0.0.1:{port}",
+         "--no-delivery"], env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        assert b"listening" in proc.stdout.readline()
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def rcpt(port: int, address: str) -> int:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+        smtp.ehlo("client.test")
+        smtp.mail("someone@sender.test")
+        code, _ = smtp.rcpt(address)
+        return code
+
+
+def dns_rcode(port: int, name: str) -> int:
+    from tests.e2e.nameserver_process import query
+
+    return query(port, name, "A", 2.0).rcode()
+
+
+def eventually(check: object, want: object, timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = check()  # type: ignore[operator]
+        if got == want or time.monotonic() > deadline:
+            assert got == want
+            return
+        time.sleep(0.1)
+
+
+async def test_suspension_is_seen_on_dns_and_smtp_and_renewal_brings_it_back(
+    db: Database, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    from tests.e2e.nameserver_process import running_nameserver
+
+    account = await make_account(db)
+    await set_prices(db, renew=1200)
+    await host_zone(db, "walk.fr", account)
+    await add_domain(db, account, "walk.fr", EXPIRY)
+    async with db.write() as session:
+        await aliases.add_alias(session, "info@walk.fr", ["someone@example.org"], verified=True)
+
+    def day(offset: int) -> str:
+        return (EXPIRY + timedelta(days=offset)).isoformat()
+
+    with running_nameserver(cli_env, "walk.fr.") as ns, forwarder(cli_env, tmp_path) as mx:
+        cli(cli_env, "billing", "run", "--date", day(4))
+        assert dns_rcode(ns, "www.walk.fr.") == dns.rcode.NOERROR
+        assert await asyncio.to_thread(rcpt, mx, "info@walk.fr") == 250
+
+        out = cli(cli_env, "billing", "run", "--date", day(5))
+        assert "suspended\twalk.fr" in out
+        await asyncio.to_thread(eventually, lambda: dns_rcode(ns, "www.walk.fr."),
+                                dns.rcode.REFUSED)
+        assert await asyncio.to_thread(rcpt, mx, "info@walk.fr") == 550
+
+        order = cli(cli_env, "billing", "order", "create", str(account), "renew:walk.fr",
+                    "--date", day(20)).split()[0]
+        paid = cli(cli_env, "billing", "payment", "record", order, "--method", "transfer",
+                   "--reference", f"VIR {order} ACME", "--date", day(20))
+        assert "paid" in paid and "invoice 1" in paid
+        await asyncio.to_thread(eventually, lambda: dns_rcode(ns, "www.walk.fr."),
+                                dns.rcode.NOERROR)
+        assert await asyncio.to_thread(rcpt, mx, "info@walk.fr") == 250
+        assert "walk.fr" in cli(cli_env, "orders", "list")  # the registry renewal is queued
