@@ -72,7 +72,7 @@ from nameserver.tsig import (
     check_request,
     unsigned_error,
 )
-from nameserver.wire import parse_query, render
+from nameserver.wire import WireError, parse_query, render
 from storage.db import Database
 from storage.feed import ChangeEvent, zone_history
 from storage.models import ZoneStatus
@@ -522,7 +522,10 @@ class TransferService:
         assert signer is not None and query.tsig_offset is not None
         unsigned = bytearray(query.message[: query.tsig_offset])
         struct.pack_into("!H", unsigned, 10, struct.unpack_from("!H", unsigned, 10)[0] - 1)
-        plain = parse_query(bytes(unsigned))
+        try:
+            plain = parse_query(bytes(unsigned))
+        except WireError:
+            return signer.sign(error_reply(query, Rcode.FORMERR))
         reply = render(
             answer(plain, self.table.index), plain, limit - signer.reserve_bytes, server_payload
         )
