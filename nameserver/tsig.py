@@ -21,7 +21,7 @@ import hmac
 import struct
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dns.exception
 import dns.message
@@ -74,7 +74,7 @@ class TsigRcode(enum.IntEnum):
 class TsigKey:
     name: dns.name.Name
     algorithm: dns.name.Name
-    secret: bytes
+    secret: bytes = field(repr=False)  # never in logs
 
     @classmethod
     def from_text(cls, text: str) -> TsigKey:
