@@ -195,12 +195,8 @@ async def write(
     for kind in sorted(kinds):
         await require_sensitive(session, ctx, principal, Operation(kind, access.name),
                                 access.unit_allowlist)
-    zone = await store.find_zone(session, access.name, for_update=True)
-    check_if_match(zone, if_match)
-    added = sum(len(c.rrset.rdatas) for c in changes if c.rrset is not None)
-    if added and await record_count(session, zone.id) + added > ctx.config.max_records_per_zone:
-        raise Unprocessable("too_many_records",
-                            f"a zone holds at most {ctx.config.max_records_per_zone} records")
+    if if_match is not None:  # lock first, so the serial cannot move under the check
+        check_if_match(await store.find_zone(session, access.name, for_update=True), if_match)
     try:
         result = await store.apply_changes(session, access.name, changes, actor_of(principal))
     except ZoneConflict as exc:
@@ -208,6 +204,12 @@ async def write(
                             reasons=exc.reasons) from None
     except ZoneNotFound:
         raise NotFound(f"zone {access.name} not found", code="zone_not_found") from None
+    # Counted only when the zone grows, in the same transaction (a refusal rolls back).
+    if len(result.added) > len(result.removed) and await record_count(
+        session, access.zone_id
+    ) > ctx.config.max_records_per_zone:
+        raise Unprocessable("too_many_records",
+                            f"a zone holds at most {ctx.config.max_records_per_zone} records")
     if dry_run:
         raise _Rollback(result)
     return Outcome(result, False, SensitiveKind.EDIT_NAMESERVERS in kinds and result.change_id > 0)
