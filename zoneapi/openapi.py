@@ -13,7 +13,8 @@ ERROR_SCHEMA: dict[str, object] = {
     "required": ["code", "detail"],
     "properties": {"code": {"type": "string"}, "detail": {"type": "string"}},
 }
-_PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
+# "{name}" or "{name:regex}", the regex possibly holding "{m,n}" itself.
+_PARAM = re.compile(r"\{([^}:]+)(?::(?:[^{}]|\{[^}]*\})*)?\}")
 
 
 def _content(media: str, schema: object) -> dict[str, object]:
