@@ -220,3 +220,26 @@ async def test_errp_profile_for_a_generic_tld(db: Database) -> None:
     assert sent == [1, 2]
     assert await zone_status(db, "generic.com.") is ZoneStatus.SUSPENDED  # cut at +1
     assert (await run_daily(CONFIG, db, day(3))).reminders_sent == [("generic.com.", 3)]
+
+
+async def test_the_daily_loop_catches_up_at_start_and_stops(db: Database) -> None:
+    import asyncio
+    from datetime import UTC, datetime
+
+    from billing.job import JobReport
+    from billing.scheduler import run_every_day
+
+    account = await make_account(db)
+    await host_zone(db, "loop.fr", account)
+    await add_domain(db, account, "loop.fr", EXPIRY)
+    stop = asyncio.Event()
+    reports: list[JobReport] = []
+
+    def seen(report: JobReport) -> None:
+        reports.append(report)
+        stop.set()
+
+    await asyncio.wait_for(run_every_day(
+        CONFIG, db, stop, clock=lambda: datetime(2027, 4, 5, 12, tzinfo=UTC), on_report=seen,
+    ), timeout=30)
+    assert [r.suspended for r in reports] == [["loop.fr."]]
