@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Generic, TypeVar
 
 # An entry is a tuple whose first item is the reply without its ID.
-E = TypeVar("E", bound=tuple[bytes, object, object, object, object, object])
+E = TypeVar("E", bound=tuple[bytes, object, object, object, object])
 
 
 class ReplyCache(Generic[E]):

@@ -60,10 +60,10 @@ class TransferRequest:
     query: Query
 
 
-# A cached reply: (reply without its ID, statistics key, RRL kind, RRL name,
+# A cached reply: (reply without its ID, statistics key, outcome (for RRL),
 # end of the question in the query, (origin, token) of the zones it was
 # computed from: tokens, not zones, so the cache keeps no old zone alive).
-_Entry = tuple[bytes, StatKey, str, bytes, int, tuple[tuple[bytes, object], ...]]
+_Entry = tuple[bytes, StatKey, Outcome, int, tuple[tuple[bytes, object], ...]]
 
 
 def _chaos(options: NameserverOptions) -> Chaos | None:
@@ -86,14 +86,8 @@ def _chaos(options: NameserverOptions) -> Chaos | None:
     return Chaos(rrsets)
 
 
-def _rrl_kind(ans: Answer) -> tuple[str, bool]:
-    """RRL class of an answer, and whether its name is the query name (else the zone)."""
-    outcome = ans.outcome
-    if outcome is Outcome.ANSWER:
-        return "answer", True
-    if outcome is Outcome.NODATA:
-        return "nodata", True
-    return outcome.value, False
+_NOTIFY = int(Opcode.NOTIFY)
+_BY_QNAME = frozenset({Outcome.ANSWER, Outcome.NODATA})  # RRL: else counted per zone
 
 
 class Responder:
@@ -135,7 +129,7 @@ class Responder:
 
     def _stale(self, entry: _Entry) -> bool:
         zones = self._zones
-        for origin, token in entry[5]:
+        for origin, token in entry[4]:
             zone = zones.get(origin)
             if zone is None or zone.token is not token:
                 return True
@@ -147,7 +141,7 @@ class Responder:
         if self.table.version != self._version:
             self._check_version()
         entry = self._udp_cache.young.get(data[2:]) or self._udp_cache.get(data)
-        if entry is None or (entry[5] and self._stale(entry)):
+        if entry is None or (entry[4] and self._stale(entry)):
             reply = self._slow(data, peer, "udp")
             return None if isinstance(reply, TransferRequest) else reply
         self.metrics.hits[entry[1]] += 1
@@ -185,7 +179,7 @@ class Responder:
     def _answer(
         self, query: Query, data: bytes, peer: Peer, transport: str
     ) -> bytes | TransferRequest | None:
-        if query.opcode == Opcode.NOTIFY:
+        if query.opcode == _NOTIFY:
             if self.notify_handler is not None:
                 return self.notify_handler.notify(query, peer)
             return header_only(data, Rcode.REFUSED)
@@ -217,16 +211,19 @@ class Responder:
                 ans = ans._replace(options=ans.options + options)
         limit = TCP_LIMIT if transport == "tcp" else udp_limit(query, self.options.udp_payload)
         reply = render(ans, query, limit, self.options.udp_payload)
-        zone_text = ans.zones[0].origin_text if ans.zones else ""
-        stat: StatKey = (transport, zone_text, qtype, ans.rcode)
+        zones = ans.zones
+        if len(zones) == 1:
+            zone = zones[0]
+            stat: StatKey = (transport, zone.origin_text, qtype, ans.rcode)
+            deps: tuple[tuple[bytes, object], ...] = ((zone.origin, zone.token),)
+        else:
+            stat = (transport, zones[0].origin_text if zones else "", qtype, ans.rcode)
+            deps = tuple((zone.origin, zone.token) for zone in zones)
         self.metrics.hits[stat] += 1
         if reply[2] & (TC >> 8):
             self.metrics.truncated[transport] += 1
-        kind, by_qname = _rrl_kind(ans)
-        rrl_name = query.qname if by_qname else (ans.zones[0].origin if ans.zones else b"")
         question_end = 12 + len(query.question)
-        deps = tuple((zone.origin, zone.token) for zone in ans.zones)
-        entry: _Entry = (reply[2:], stat, kind, rrl_name, question_end, deps)
+        entry: _Entry = (reply[2:], stat, ans.outcome, question_end, deps)
         if not options and query.tsig_offset is None:
             self._caches[transport].put(data, question_end - 4, entry)
         if self.rrl is not None and transport == "udp" and not cookie_valid:
@@ -235,7 +232,12 @@ class Responder:
 
     def _limited(self, data: bytes, peer: Peer, entry: _Entry, reply: bytes) -> bytes | None:
         assert self.rrl is not None
-        action = self.rrl.decide(peer[0], entry[2], entry[3])
+        outcome, question_end, deps = entry[2], entry[3], entry[4]
+        if outcome in _BY_QNAME:
+            name = data[12 : question_end - 4].lower()
+        else:
+            name = deps[0][0] if deps else b""
+        action = self.rrl.decide(peer[0], outcome.value, name)
         if action is Action.SEND:
             return reply
         if action is Action.DROP:
@@ -244,7 +246,7 @@ class Responder:
         # SLIP: header and question only, TC set, so the client retries on TCP
         self.metrics.truncated["udp"] += 1
         flags = int.from_bytes(reply[2:4], "big") | TC
-        return reply[:2] + flags.to_bytes(2, "big") + b"\x00\x01" + bytes(6) + data[12 : entry[4]]
+        return reply[:2] + flags.to_bytes(2, "big") + b"\x00\x01" + bytes(6) + data[12:question_end]
 
 
 def _packed(ip: str) -> bytes:

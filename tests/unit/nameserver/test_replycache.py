@@ -49,9 +49,9 @@ def test_first_spelling_mixed_case_is_stored_folded() -> None:
 
 
 def test_other_bytes_are_not_folded() -> None:
-    cache: ReplyCache[tuple[bytes, object, object, object, object, object]] = ReplyCache(10)
+    cache: ReplyCache[tuple[bytes, object, object, object, object]] = ReplyCache(10)
     query = wire("www.zh.test")
-    entry = (query[2:], None, None, None, None, ())
+    entry = (query[2:], None, None, None, ())
     cache.put(query, query.find(0, 12) + 1, entry)
     assert cache.get(query) == entry
     other_flags = query[:2] + b"\x01" + query[3:]  # RD set: a different query
@@ -59,10 +59,10 @@ def test_other_bytes_are_not_folded() -> None:
 
 
 def test_generations_keep_busy_entries() -> None:
-    cache: ReplyCache[tuple[bytes, object, object, object, object, object]] = ReplyCache(4)
+    cache: ReplyCache[tuple[bytes, object, object, object, object]] = ReplyCache(4)
     queries = [wire(f"h{i}.zh.test") for i in range(6)]
     for q in queries:
-        cache.put(q, q.find(0, 12) + 1, (q[2:], None, None, None, None, ()))
+        cache.put(q, q.find(0, 12) + 1, (q[2:], None, None, None, ()))
         assert cache.get(queries[0]) is not None  # used all along: never evicted
     assert cache.get(queries[1]) is None
     assert len(cache) <= 4
