@@ -14,8 +14,16 @@ from storage import zones as store
 from storage.db import Database
 from storage.dnsdata import masterfile, zone_origin
 from storage.zones import OPERATOR
+from billing.scheduler import run_every_day
 from mx_forwarder.service import start_forwarder
-from zonehost.config import Settings, forwarder_config, parse_hostport
+from zoneapi.app import start_api
+from zonehost.config import (
+    Settings,
+    billing_config,
+    forwarder_config,
+    parse_hostport,
+    zoneapi_config,
+)
 from zonehost.dns_service import start_dns
 from zonehost.runtime import open_database
 
@@ -70,11 +78,15 @@ async def run_serve(settings: Settings, options: ServeOptions) -> None:
         dns = await start_dns(settings, db, options.dns)
         mail = await start_forwarder(replace(forwarder_config(settings), listen=options.smtp), db)
         log.info("mail forwarder on %s port %d", *options.smtp)
+        api = await start_api(replace(zoneapi_config(settings), listen=options.http), db)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        billing = asyncio.create_task(run_every_day(billing_config(settings), db, stop))
         await stop.wait()
+        await billing
+        await api.cleanup()
         await mail.close()
         await dns.close()
     finally:
