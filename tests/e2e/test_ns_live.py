@@ -11,7 +11,7 @@ import dns.rdataclass
 import dns.rdatatype
 import pytest
 
-from nameserver.zonefile import FileRRset
+from storage.snapshot import StoredRRset
 from tests.e2e.ns_fixtures import NsServer, serving
 from tests.unit.nameserver.zones import CHILD, snapshot
 
@@ -22,8 +22,8 @@ def fresh_ns() -> Iterator[NsServer]:
         yield server
 
 
-def a_rrset(name: str, ttl: int, *addresses: str) -> FileRRset:
-    return FileRRset(name, 1, ttl, tuple(socket.inet_aton(a) for a in addresses))
+def a_rrset(name: str, ttl: int, *addresses: str) -> StoredRRset:
+    return StoredRRset(name, 1, ttl, tuple(socket.inet_aton(a) for a in addresses))
 
 
 def test_rrset_edit_is_served_at_once_over_udp_and_tcp(fresh_ns: NsServer) -> None:
@@ -63,7 +63,7 @@ def test_soa_serial_bump_is_visible(fresh_ns: NsServer) -> None:
         dns.rdataclass.IN, dns.rdatatype.SOA, "ns1.zh.test. hostmaster.zh.test. 8 7200 3600 1209600 300"
     )
     fresh_ns.call(lambda: fresh_ns.table.apply_rrsets(
-        "zh.test.", 8, [FileRRset("zh.test.", 6, 3600, (soa.to_digestable(),))], []
+        "zh.test.", 8, [StoredRRset("zh.test.", 6, 3600, (soa.to_digestable(),))], []
     ))
     assert fresh_ns.udp("zh.test", "SOA").answer[0][0].serial == 8
 

@@ -9,17 +9,17 @@ import dns.rdatatype
 import pytest
 
 from nameserver.index import InvalidZone, ZoneNotFound, ZoneTable, build_zone, name_to_wire
-from nameserver.zonefile import FileRRset, FileZone
+from storage.snapshot import StoredRRset, ZoneSnapshot
 from tests.unit.nameserver.ask import ask, lines
 from tests.unit.nameserver.zones import CHILD, PARENT, snapshot, table
 
 
-def rrset(name: str, rdtype: str, ttl: int, *texts: str) -> FileRRset:
+def rrset(name: str, rdtype: str, ttl: int, *texts: str) -> StoredRRset:
     kind = dns.rdatatype.from_text(rdtype)
     rdatas = tuple(
         dns.rdata.from_text(dns.rdataclass.IN, kind, t).to_digestable() for t in texts
     )
-    return FileRRset(name, int(kind), ttl, rdatas)
+    return StoredRRset(name, int(kind), ttl, rdatas)
 
 
 def test_lookup_finds_encloser_cut_and_dname() -> None:
@@ -48,7 +48,7 @@ def test_most_specific_zone_wins() -> None:
 
 def test_zone_without_soa_is_rejected() -> None:
     with pytest.raises(InvalidZone):
-        build_zone(FileZone(1, "x.test.", 0, True, (rrset("x.test.", "NS", 300, "ns.x.test."),)))
+        build_zone(ZoneSnapshot(1, "x.test.", 0, True, (rrset("x.test.", "NS", 300, "ns.x.test."),)))
 
 
 def test_apply_rrsets_changes_one_rrset_and_bumps_version() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import textwrap
 
 from nameserver.index import ZoneTable
-from nameserver.zonefile import FileZone, from_text
+from nameserver.zonefile import from_text
+from storage.snapshot import ZoneSnapshot
 
 # RFC 4592 section 2.2.1, verbatim records.
 RFC4592 = """
@@ -99,14 +100,14 @@ $ORIGIN suspended.test.
 """
 
 
-def snapshot(text: str, origin: str, zone_id: int = 1, active: bool = True) -> FileZone:
+def snapshot(text: str, origin: str, zone_id: int = 1, active: bool = True) -> ZoneSnapshot:
     zone = from_text(textwrap.dedent(text), origin, zone_id)
     if active:
         return zone
-    return FileZone(zone.zone_id, zone.origin, zone.serial, False, zone.rrsets)
+    return ZoneSnapshot(zone.zone_id, zone.origin, zone.serial, False, zone.rrsets)
 
 
-def all_snapshots() -> list[FileZone]:
+def all_snapshots() -> list[ZoneSnapshot]:
     return [
         snapshot(RFC4592, "example.", 1),
         snapshot(PARENT, "zh.test.", 2),
