@@ -9,14 +9,13 @@ costs the others nothing; adding or removing a zone drops every entry.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from nameserver.answer import Chaos, answer
+from nameserver.answer import CLASS_CH, Chaos, answer
 from nameserver.cookies import CookieJar
 from nameserver.index import Zone, ZoneTable
 from nameserver.message import COOKIE_OPTION, TC, Answer, Opcode, Outcome, Query, Rcode
@@ -24,7 +23,7 @@ from nameserver.metrics import NameserverMetrics, StatKey
 from nameserver.options import NameserverOptions
 from nameserver.replycache import ReplyCache
 from nameserver.rrl import Action, RateLimiter
-from nameserver.rrwire import AXFR, IXFR, prepare_rrset
+from nameserver.rrwire import AXFR, IXFR, TXT, prepare_rrset
 from nameserver.wire import BadQuery, Unanswerable, header_only, parse_query, render, udp_limit
 
 log = logging.getLogger(__name__)
@@ -79,10 +78,7 @@ def _chaos(options: NameserverOptions) -> Chaos | None:
     rrsets = {}
     for name, text in texts.items():
         raw = text.encode("utf-8")[:255]
-        rrset = prepare_rrset(16, 0, (bytes([len(raw)]) + raw,))
-        # class CH: patch the CLASS field of the prepared record
-        record = rrset.records[0]
-        rrsets[name] = dataclasses.replace(rrset, records=(record[:2] + b"\x00\x03" + record[4:],))
+        rrsets[name] = prepare_rrset(TXT, 0, (bytes([len(raw)]) + raw,), rdclass=CLASS_CH)
     return Chaos(rrsets)
 
 

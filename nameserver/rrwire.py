@@ -20,7 +20,7 @@ CLASS_IN = 1
 # rdtype numbers used by the engine
 A, NS, CNAME, SOA, PTR, MX, TXT, AAAA, SRV, DNAME, OPT, DS = 1, 2, 5, 6, 12, 15, 16, 28, 33, 39, 41, 43
 MD, MF, MB, MG, MR, MINFO = 3, 4, 7, 8, 9, 14
-IXFR, AXFR, MAILB, MAILA, ANY = 251, 252, 253, 254, 255
+IXFR, AXFR, ANY = 251, 252, 255
 TSIG = 250
 
 # Types whose rdata is one domain name that may be compressed.
@@ -48,25 +48,9 @@ def name_end(wire: bytes, pos: int) -> int:
         pos += length + 1
 
 
-def name_from_text(text: str) -> bytes:
-    """Wire form of an absolute presentation name (lower-cased, no escapes needed)."""
-    import dns.name
-
-    return dns.name.from_text(text).to_wire().lower()  # type: ignore[union-attr]
-
-
 def parent(name: bytes) -> bytes:
     """The wire name one label up (root stays root)."""
     return name[name[0] + 1 :] if name[0] else name
-
-
-def label_count(name: bytes) -> int:
-    count = 0
-    pos = 0
-    while name[pos]:
-        pos += name[pos] + 1
-        count += 1
-    return count
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +119,11 @@ def _targets(rdtype: int, rdatas: tuple[bytes, ...]) -> tuple[bytes, ...]:
     return ()
 
 
-def prepare_rrset(rdtype: int, ttl: int, rdatas: tuple[bytes, ...]) -> PreparedRRset:
-    """Precompute the wire fragments of one RRset (class IN)."""
-    ttc = _TTC.pack(rdtype, CLASS_IN, ttl)
+def prepare_rrset(
+    rdtype: int, ttl: int, rdatas: tuple[bytes, ...], rdclass: int = CLASS_IN
+) -> PreparedRRset:
+    """Precompute the wire fragments of one RRset."""
+    ttc = _TTC.pack(rdtype, rdclass, ttl)
     if rdtype in _ONE_NAME or rdtype in (MX, SOA, MINFO):
         compressed = tuple(CompressedRecord(ttc, *_split(rdtype, rd)) for rd in rdatas)
         return PreparedRRset(rdtype, ttl, (), compressed, _targets(rdtype, rdatas))
@@ -149,7 +135,3 @@ def soa_minimum(soa: PreparedRRset) -> int:
     """The MINIMUM field of a prepared SOA (the last 4 counter octets)."""
     tail: bytes = soa.compressed[0].tail
     return int.from_bytes(tail[16:20], "big")
-
-
-def soa_serial(soa: PreparedRRset) -> int:
-    return int.from_bytes(soa.compressed[0].tail[0:4], "big")
