@@ -126,6 +126,7 @@ class TcpConnection(asyncio.Protocol):
         self.last_activity = time.monotonic()
         if self.transport is not None and self.transfer is None:
             self.transport.resume_reading()
+            self._process()  # queries left in the buffer while we waited
 
     # -- messages ---------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -138,9 +139,12 @@ class TcpConnection(asyncio.Protocol):
         transport = self.transport
         assert transport is not None
         handle = self.state.responder.tcp
+        replies: list[bytes] = []  # written together: one send for a pipelined burst
+        pending = 0
+        flush_at = self.state.options.tcp_max_buffer_bytes
         pos = 0
         end = len(buf)
-        while end - pos >= 2 and self.transfer is None:
+        while end - pos >= 2 and self.transfer is None and not self.write_blocked:
             length = (buf[pos] << 8) | buf[pos + 1]
             if end - pos - 2 < length:
                 break
@@ -150,13 +154,24 @@ class TcpConnection(asyncio.Protocol):
             if reply is None:
                 continue
             if isinstance(reply, TransferRequest):
+                self._write(replies)
+                replies = []
                 self._start_transfer(reply)
                 break
-            transport.write(len(reply).to_bytes(2, "big") + reply)
-            if transport.is_closing():
-                break
+            replies.append(len(reply).to_bytes(2, "big"))
+            replies.append(reply)
+            pending += len(reply) + 2
+            if pending >= flush_at:  # may call pause_writing(), which ends the loop
+                self._write(replies)
+                replies = []
+                pending = 0
+        self._write(replies)
         if pos:
             del buf[:pos]
+
+    def _write(self, chunks: list[bytes]) -> None:
+        if chunks and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(chunks))
 
     def _send(self, message: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():

@@ -129,3 +129,19 @@ def test_udp_truncation_then_full_answer_over_tcp(server: NsServer) -> None:
     assert truncated.flags & 0x0200
     full = server.tcp("big.zh.test", "TXT", edns=False)
     assert len(full.answer[0]) == 6
+
+
+def test_a_long_pipeline_is_answered_in_full_as_the_client_reads(server: NsServer) -> None:
+    queries = []
+    for i in range(3000):  # ~2 MB of replies, far past the 16 KiB write buffer
+        query = make_query("big.zh.test", "TXT")
+        query.id = i
+        queries.append(frame(query))
+    with server.connect() as sock:
+        sock.sendall(b"".join(queries))
+        ids = []
+        for _ in queries:
+            reply = read_framed(sock)
+            assert reply is not None
+            ids.append(int.from_bytes(reply[:2], "big"))
+    assert ids == list(range(3000))
