@@ -9,6 +9,7 @@ then compared with NSD. Hard differences fail; soft and marked ones are reported
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -203,9 +204,13 @@ def _write_report(corpus_name: str, text: str, tmp_path: Path) -> None:
     # One file for all corpora: replace this corpus's section, keep the others.
     sections = _REPORT_SECTIONS.setdefault(path, {})
     sections[corpus_name] = text
-    path.write_text(
-        "".join(f"#### corpus {name}\n{body}\n" for name, body in sorted(sections.items()))
+    header = (
+        f"# zonehost vs NSD, written by tests/e2e/test_differential.py at "
+        f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}; SOA serials not compared "
+        f"(zonehost's store assigns them), reported as soft *.serial\n\n"
     )
+    body = "".join(f"#### corpus {name}\n{text}\n" for name, text in sorted(sections.items()))
+    path.write_text(header + body)
 
 
 _REPORT_SECTIONS: dict[Path, dict[str, str]] = {}
