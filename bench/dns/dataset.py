@@ -37,7 +37,9 @@ class Dataset:
     customers: tuple[str, ...]  # origins, absolute
     big_origin: str
     big_names: int
-    query_file: Path  # the realistic mix over all zones, dnsperf format
+    query_file: Path  # the realistic mix over all zones, dnsperf format (saturation runs)
+    latency_file: Path  # the same mix, another draw (fixed-rate runs: not cached by the first)
+    profile_file: Path  # a third draw, for the profiler's run
     other_zones_query_file: Path  # the same mix without the big zone
     queries: int
     distinct_queries: int
@@ -160,7 +162,7 @@ def generate(
     root: Path,
     customers: int = 1000,
     big_names: int = 100_000,
-    queries: int = 200_000,
+    queries: int = 1_000_000,
     seed: int = 53,
     log: Callable[[str], None] = print,
 ) -> Dataset:
@@ -185,11 +187,16 @@ def generate(
     lines = query_lines(queries, customers, big_names, seed, with_big=True)
     query_file = root / "queries.txt"
     query_file.write_text("\n".join(lines) + "\n")
-    other = root / "queries-other-zones.txt"
-    other.write_text(
-        "\n".join(query_lines(max(queries // 4, 1000), customers, big_names, seed + 1, False))
-        + "\n"
-    )
+    files = {}
+    for offset, name, count, with_big in (
+        (1, "queries-other-zones.txt", max(queries // 4, 1000), False),
+        (2, "queries-latency.txt", queries, True),
+        (3, "queries-profile.txt", max(queries // 2, 1000), True),
+    ):
+        files[name] = root / name
+        files[name].write_text(
+            "\n".join(query_lines(count, customers, big_names, seed + offset, with_big)) + "\n"
+        )
     log(
         f"data set: {customers} customer zones + {BIG_ORIGIN} ({big_names} names),"
         f" {records} records; {queries} queries ({len(set(lines))} distinct) in {root}"
@@ -203,7 +210,9 @@ def generate(
         big_origin=BIG_ORIGIN,
         big_names=big_names,
         query_file=query_file,
-        other_zones_query_file=other,
+        latency_file=files["queries-latency.txt"],
+        profile_file=files["queries-profile.txt"],
+        other_zones_query_file=files["queries-other-zones.txt"],
         queries=queries,
         distinct_queries=len(set(lines)),
         records=records,

@@ -31,6 +31,7 @@ from storage.zones import Actor, RRsetChange, apply_changes
 
 SERVE_TIMEOUT_S = 30.0
 ACTOR = Actor("bench")
+BASELINE_S = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +118,13 @@ class Replacement:
     import_s: float  # `zonehost zone import` wall time
     served_s: float  # import command done -> new big-zone data served
     during_import: load.PerfResult
+    baseline_window: slice  # the seconds before the import: the machine's own noise
     import_window: slice
     reload_window: slice
     others_lost: int
+
+    def p99_baseline_ms(self) -> float | None:
+        return self.during_import.percentile_ms(99, self.baseline_window)
 
     def p99_import_ms(self) -> float | None:
         return self.during_import.percentile_ms(99, self.import_window)
@@ -144,7 +149,7 @@ def replace_big_zone(dataset: Dataset, server: Server, database_url: str, workdi
     )
     lookup = probe.Lookup(server.port, changed)
     try:
-        time.sleep(1.0)
+        time.sleep(BASELINE_S + 0.5)
         began = time.monotonic()
         import_s = zonehost_command(
             ["zone", "import", dataset.big_origin, str(path)], zonehost_env(database_url), workdir
@@ -168,6 +173,7 @@ def replace_big_zone(dataset: Dataset, server: Server, database_url: str, workdi
         import_s=import_s,
         served_s=served - imported,
         during_import=result,
+        baseline_window=slice(background.index_at(began - BASELINE_S), background.index_at(began)),
         import_window=slice(background.index_at(began), background.index_at(imported)),
         # The commit lands just before the command exits: start the window a little earlier.
         reload_window=slice(background.index_at(imported - 0.5), background.index_at(served + 0.2)),

@@ -103,6 +103,7 @@ class Background:
             argv(port, query_file, max_s, qps=qps, verbose=True, clients=1, outstanding=100),
             stdout=self._sink, stderr=subprocess.STDOUT, start_new_session=True,
         )
+        procs.boost(self.proc.pid)
 
     def finish(self) -> PerfResult:
         if self.proc.poll() is None:

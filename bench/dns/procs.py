@@ -14,6 +14,11 @@ from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 STOP_TIMEOUT_S = 10.0
+# Niceness for the processes started here. With CONFIG_SCHED_AUTOGROUP every
+# session is its own scheduling group and groups share the CPUs equally, so
+# plain nice(2) cannot lift a server above other sessions' work on a shared
+# machine: the group's own niceness (/proc/PID/autogroup) is set too.
+NICE = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +40,30 @@ def start(argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None
           cwd: Path | None = None) -> subprocess.Popen[bytes]:
     """Start a server in its own session so that stopping it reaches its children."""
     with log_path.open("ab") as log:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=env, cwd=cwd, start_new_session=True,
         )
+    boost(proc.pid)
+    return proc
+
+
+def boost(pid: int, nice: int | None = None) -> None:
+    """Give the session (autogroup) of `pid` the niceness NICE; best effort."""
+    value = NICE if nice is None else nice
+    if value == 0 and nice is None:
+        return
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text(str(value))
+    except OSError:
+        pass
+
+
+def autogroup_nice(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -74,7 +74,7 @@ def top_functions(server: Server, data: Dataset, plan: Plan, workdir: Path,
     result: dict[str, load.PerfResult] = {}
 
     def drive() -> None:
-        result["run"] = load.run(server.port, data.query_file, seconds + 1, server.pids,
+        result["run"] = load.run(server.port, data.profile_file, seconds + 1, server.pids,
                                  workdir / "profile-dnsperf.txt")
 
     driver = threading.Thread(target=drive)
