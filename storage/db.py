@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -38,6 +39,9 @@ class Database:
     url: str
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    # SQLite has one writer at a time: writers of this process queue here
+    # rather than in SQLite's busy handler, which sleeps and polls.
+    _write_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False, compare=False)
 
     @property
     def is_postgres(self) -> bool:
@@ -56,7 +60,7 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """One write transaction: committed on success, rolled back on error."""
-        async with self.sessionmaker() as session:
+        async with self._serialized(), self.sessionmaker() as session:
             await session.connection(execution_options=cast(Any, {_WRITE: True}))
             try:
                 yield session
@@ -64,6 +68,14 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+    @asynccontextmanager
+    async def _serialized(self) -> AsyncIterator[None]:
+        if not self.is_sqlite:
+            yield
+            return
+        async with self._write_lock:
+            yield
 
     async def ping(self) -> None:
         try:

@@ -139,11 +139,34 @@ async def _stored_rows(
     }
 
 
-async def _stored_keys(session: AsyncSession, zone_id: int) -> list[tuple[dns.name.Name, int]]:
+async def _stored_index(session: AsyncSession, zone_id: int) -> dict[tuple[str, int], tuple[int, int]]:
+    """(name, rdtype) -> (rrset id, ttl) for every RRset of the zone; one query."""
     rows = await session.execute(
-        select(RRset.name, RRset.rdtype).where(RRset.zone_id == zone_id)
+        select(RRset.name, RRset.rdtype, RRset.id, RRset.ttl).where(RRset.zone_id == zone_id)
     )
-    return [(dns.name.from_text(name), rdtype) for name, rdtype in rows]
+    return {(name, rdtype): (rrset_id, ttl) for name, rdtype, rrset_id, ttl in rows}
+
+
+async def _rows_of(
+    session: AsyncSession, index: dict[tuple[str, int], tuple[int, int]], keys: Iterable[tuple[str, int]]
+) -> list[_Rows]:
+    """The stored rows of the RRsets at `keys` (absent keys are skipped)."""
+    wanted = {index[k][0]: k for k in keys if k in index}
+    if not wanted:
+        return []
+    records: dict[int, tuple[list[str], list[bytes]]] = {i: ([], []) for i in wanted}
+    rows = await session.execute(
+        select(Record.rrset_id, Record.content, Record.wire)
+        .where(Record.rrset_id.in_(wanted))
+        .order_by(Record.id)
+    )
+    for rrset_id, content, wire in rows:
+        records[rrset_id][0].append(content)
+        records[rrset_id][1].append(wire)
+    return [
+        _Rows(name, rdtype, index[(name, rdtype)][1], tuple(records[i][0]), tuple(records[i][1]))
+        for i, (name, rdtype) in wanted.items()
+    ]
 
 
 def _today() -> date:
@@ -404,22 +427,20 @@ async def apply_changes(
     origin = dns.name.from_text(zone.name)
     puts = [c.rrset for c in changes if c.rrset is not None]
     deletes = [(c.name, c.rdtype) for c in changes if c.rrset is None]
-    problems = check_edit(origin, await _stored_keys(session, zone.id), put=puts, delete=deletes)
+    index = await _stored_index(session, zone.id)
+    existing = [(dns.name.from_text(name), rdtype) for name, rdtype in index]
+    problems = check_edit(origin, existing, put=puts, delete=deletes)
     if problems:
         raise ZoneConflict(zone.name, [str(p) for p in problems])
     touched = {(c.name.to_text(), int(c.rdtype)) for c in changes}
-    stored = await _stored_rows(session, zone.id, {name for name, _ in touched})
-    old = [stored[k] for k in touched if k in stored]
+    old = await _rows_of(session, index, touched)
     new = [_Rows.of(r) for r in puts]
     removed, added = _diff(old, new)
     if not removed and not added:
         return WriteResult(zone.name, zone.serial, 0)
-    for name, rdtype in touched:
-        await session.execute(
-            delete(RRset).where(
-                RRset.zone_id == zone.id, RRset.name == name, RRset.rdtype == rdtype
-            )
-        )
+    stale = [index[k][0] for k in touched if k in index]
+    if stale:
+        await session.execute(delete(RRset).where(RRset.id.in_(stale)))
     await _insert_rrsets(session, zone.id, new)
     previous = _bump(zone)
     change_id = await _append_change(
