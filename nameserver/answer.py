@@ -104,6 +104,42 @@ def answer(query: Query, index: ZoneIndex, chaos: Chaos | None = None) -> Answer
     return _resolve(query.qname, qtype, zone, index, qclass == CLASS_IN)
 
 
+_NOT_AT_QNAME = frozenset({ANY, AXFR, IXFR, DS})
+
+
+def answer_at_qname(query: Query, index: ZoneIndex) -> tuple[Zone, PreparedRRset] | None:
+    """The commonest answer, found without building an `Answer`: the RRset of
+    the query type at the query name itself, in an active zone, under no
+    delegation or DNAME, needing no additional section. It is what `answer`
+    returns in that case (tested so); None means: ask `answer`."""
+    qtype = query.qtype
+    edns = query.edns
+    if (
+        query.qclass != CLASS_IN
+        or qtype in _NOT_AT_QNAME
+        or query.tsig_offset is not None
+        or (edns is not None and edns.version)
+    ):
+        return None
+    qname = query.qname
+    zone = index.find_zone(qname)
+    if zone is None or not zone.active:
+        return None
+    if zone.cuts or zone.dnames:
+        found = zone.lookup(qname)
+        if found.cut is not None or found.dname is not None:
+            return None
+        node = found.node
+    else:
+        node = zone.nodes.get(qname)
+    if not node:
+        return None
+    rrset = find_rrset(node, qtype)
+    if rrset is None or not rrset.at_qname or rrset.rdtype in _ADDITIONAL_FOR:
+        return None
+    return zone, rrset
+
+
 def _chaos(query: Query, chaos: Chaos | None) -> Answer:
     rrset = chaos.rrsets.get(query.qname) if chaos is not None else None
     if rrset is None or query.qtype not in (16, ANY):

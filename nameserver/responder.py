@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from nameserver.answer import CLASS_CH, Chaos, answer
+from nameserver.answer import CLASS_CH, Chaos, answer, answer_at_qname
 from nameserver.cookies import CookieJar
 from nameserver.index import Zone, ZoneTable
 from nameserver.message import COOKIE_OPTION, TC, Answer, Opcode, Outcome, Query, Rcode
@@ -24,7 +24,15 @@ from nameserver.options import NameserverOptions
 from nameserver.replycache import ReplyCache
 from nameserver.rrl import Action, RateLimiter
 from nameserver.rrwire import AXFR, IXFR, TXT, prepare_rrset
-from nameserver.wire import BadQuery, Unanswerable, header_only, parse_query, render, udp_limit
+from nameserver.wire import (
+    BadQuery,
+    Unanswerable,
+    header_only,
+    parse_query,
+    render,
+    render_at_qname,
+    udp_limit,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +91,7 @@ def _chaos(options: NameserverOptions) -> Chaos | None:
 
 
 _NOTIFY = int(Opcode.NOTIFY)
+_DIRECT = Answer(Outcome.ANSWER, Rcode.NOERROR, True)  # what answer_at_qname stands for
 _BY_QNAME = frozenset({Outcome.ANSWER, Outcome.NODATA})  # RRL: else counted per zone
 
 
@@ -192,37 +201,60 @@ class Responder:
             limit = TCP_LIMIT if transport == "tcp" else udp_limit(query, self.options.udp_payload)
             return self.transfers.signed(query, peer, limit, self.options.udp_payload)
         edns = query.edns
-        cookie_valid = False
-        ans: Answer | None = None
-        options: tuple[tuple[int, bytes], ...] = ()
+        limit = TCP_LIMIT if transport == "tcp" else udp_limit(query, self.options.udp_payload)
         if edns is not None and edns.cookie is not None and self.cookies is not None:
             check = self.cookies.check(edns.cookie, _packed(peer[0]))
-            cookie_valid = check.valid
             options = ((COOKIE_OPTION, check.reply),)
             if self.options.require_cookie and not check.valid and transport == "udp":
                 ans = Answer(Outcome.BADCOOKIE, Rcode.BADCOOKIE, False, options=options)
-        if ans is None:
-            ans = answer(query, self.table.index, self._chaos)
-            if options:
+            else:
+                ans = answer(query, self.table.index, self._chaos)
                 ans = ans._replace(options=ans.options + options)
-        limit = TCP_LIMIT if transport == "tcp" else udp_limit(query, self.options.udp_payload)
+            # replies carrying a cookie are made for one client: never cached
+            reply = render(ans, query, limit, self.options.udp_payload)
+            return self._done(
+                data, peer, transport, query, reply, ans, ans.zones, cacheable=False,
+                verified=check.valid,
+            )
+        found = answer_at_qname(query, self.table.index)
+        if found is not None:
+            zone, rrset = found
+            direct = render_at_qname(query, rrset, limit, self.options.udp_payload)
+            if direct is not None:
+                return self._done(data, peer, transport, query, direct, _DIRECT, (zone,))
+        ans = answer(query, self.table.index, self._chaos)
         reply = render(ans, query, limit, self.options.udp_payload)
-        zones = ans.zones
+        return self._done(data, peer, transport, query, reply, ans, ans.zones)
+
+    def _done(
+        self,
+        data: bytes,
+        peer: Peer,
+        transport: str,
+        query: Query,
+        reply: bytes,
+        ans: Answer,
+        zones: tuple[Zone, ...],
+        cacheable: bool = True,
+        verified: bool = False,
+    ) -> bytes | None:
+        """Count a reply, cache it, and rate-limit it (unless the client is
+        `verified` by a valid server cookie)."""
         if len(zones) == 1:
             zone = zones[0]
-            stat: StatKey = (transport, zone.origin_text, qtype, ans.rcode)
+            stat: StatKey = (transport, zone.origin_text, query.qtype, ans.rcode)
             deps: tuple[tuple[bytes, object], ...] = ((zone.origin, zone.token),)
         else:
-            stat = (transport, zones[0].origin_text if zones else "", qtype, ans.rcode)
+            stat = (transport, zones[0].origin_text if zones else "", query.qtype, ans.rcode)
             deps = tuple((zone.origin, zone.token) for zone in zones)
         self.metrics.hits[stat] += 1
         if reply[2] & (TC >> 8):
             self.metrics.truncated[transport] += 1
         question_end = 12 + len(query.question)
         entry: _Entry = (reply[2:], stat, ans.outcome, question_end, deps)
-        if not options and query.tsig_offset is None:
+        if cacheable and query.tsig_offset is None:
             self._caches[transport].put(data, question_end - 4, entry)
-        if self.rrl is not None and transport == "udp" and not cookie_valid:
+        if self.rrl is not None and transport == "udp" and not verified:
             return self._limited(data, peer, entry, reply)
         return reply
 

@@ -26,6 +26,7 @@ TSIG = 250
 # Types whose rdata is one domain name that may be compressed.
 _ONE_NAME = frozenset({NS, MD, MF, CNAME, MB, MG, MR, PTR})
 
+QNAME_POINTER = b"\xc0\x0c"  # the question name always starts at offset 12
 _TTC = struct.Struct("!HHI")
 _U16 = struct.Struct("!H")
 
@@ -74,6 +75,9 @@ class PreparedRRset:
     # Names additional-section processing and CNAME/DNAME following need:
     # the NS/MX/SRV targets, or the CNAME/DNAME target.
     targets: tuple[bytes, ...]
+    # `records` as they stand in an answer to the query name itself: each
+    # owner a pointer to the question (offset 12). Empty for compressed types.
+    at_qname: bytes = b""
 
     @property
     def count(self) -> int:
@@ -128,7 +132,8 @@ def prepare_rrset(
         compressed = tuple(CompressedRecord(ttc, *_split(rdtype, rd)) for rd in rdatas)
         return PreparedRRset(rdtype, ttl, (), compressed, _targets(rdtype, rdatas))
     records = tuple(ttc + _U16.pack(len(rd)) + rd for rd in rdatas)
-    return PreparedRRset(rdtype, ttl, records, (), _targets(rdtype, rdatas))
+    at_qname = QNAME_POINTER + QNAME_POINTER.join(records) if records else b""
+    return PreparedRRset(rdtype, ttl, records, (), _targets(rdtype, rdatas), at_qname)
 
 
 def soa_minimum(soa: PreparedRRset) -> int:

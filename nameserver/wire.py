@@ -22,7 +22,7 @@ from __future__ import annotations
 import struct
 
 from nameserver.message import AA, QR, RD, TC, Answer, Edns, Opcode, Placed, Query, Rcode
-from nameserver.rrwire import IXFR, OPT, TSIG, PreparedRRset
+from nameserver.rrwire import IXFR, OPT, QNAME_POINTER, TSIG, PreparedRRset
 
 _HEADER = struct.Struct("!HHHHHH")
 _U16 = struct.Struct("!H")
@@ -31,7 +31,6 @@ _OPT_FIXED = struct.Struct("!HHIH")
 _QFIXED = struct.Struct("!HH")
 
 MAX_NAME = 255
-_QNAME_POINTER = b"\xc0\x0c"  # the question name always starts at offset 12
 UDP_MIN = 512
 
 
@@ -232,8 +231,8 @@ class _Writer:
     def owner(self, owner: bytes) -> bytes:
         """Write an owner name; returns the bytes that repeat it (a pointer)."""
         if owner == self.qname:
-            self.buf += _QNAME_POINTER
-            return _QNAME_POINTER
+            self.buf += QNAME_POINTER
+            return QNAME_POINTER
         buf = self.buf
         mark = len(buf)
         self.name(owner)
@@ -244,8 +243,11 @@ class _Writer:
     def rrset(self, owner: bytes, rrset: PreparedRRset) -> int:
         """Append every record of `rrset`; returns how many."""
         buf = self.buf
-        ref = self.owner(owner)
         records = rrset.records
+        if records and owner == self.qname:
+            buf += rrset.at_qname
+            return len(records)
+        ref = self.owner(owner)
         if records:
             buf += ref.join(records)
             return len(records)
@@ -304,6 +306,22 @@ def _opt_record_uncached(
 
 
 _PLAIN_OPT: dict[tuple[int, int, bool], bytes] = {}
+
+
+def render_at_qname(
+    query: Query, rrset: PreparedRRset, limit: int, server_payload: int = 1232
+) -> bytes | None:
+    """`render` of the commonest answer, one RRset owned by the query name
+    (AA, NOERROR, nothing else), straight from its prepared bytes; None when
+    it does not fit, for `render` to truncate. Tested equal to `render`."""
+    edns = query.edns
+    opt = _opt_record(server_payload, 0, edns.do, ()) if edns is not None else b""
+    size = 12 + len(query.question) + len(rrset.at_qname) + len(opt)
+    if size > limit:
+        return None
+    flags = QR | AA | (query.flags & (0x7800 | RD))
+    header = _HEADER.pack(query.id, flags, 1, len(rrset.records), 0, 1 if opt else 0)
+    return header + query.question + rrset.at_qname + opt
 
 
 def render(answer: Answer, query: Query, limit: int, server_payload: int = 1232) -> bytes:
