@@ -172,9 +172,18 @@ def reply_head(query: Query, payload: int = 1232) -> ReplyHead:
 
 
 def error_reply(query: Query, rcode: Rcode) -> bytes:
-    """Header and question with `rcode`; AA clear, as NSD sends refusals."""
+    """Header and question with `rcode`; AA clear, as NSD sends refusals, and
+    an OPT record when the query had one (RFC 6891 section 7)."""
     flags = QR | (query.flags & (0x7800 | RD)) | rcode
-    return _HEADER.pack(query.id, flags, 1, 0, 0, 0) + query.question
+    if query.edns is None:
+        return _HEADER.pack(query.id, flags, 1, 0, 0, 0) + query.question
+    ttl = 0x8000 if query.edns.do else 0
+    opt = b"\0" + _OPT.pack(OPT, ERROR_PAYLOAD, ttl, 0)
+    return _HEADER.pack(query.id, flags, 1, 0, 0, 1) + query.question + opt
+
+
+ERROR_PAYLOAD = 1232
+_OPT = struct.Struct("!HHIH")
 
 
 def _put_name(buf: bytearray, names: dict[bytes, int], name: bytes) -> None:

@@ -393,7 +393,8 @@ async def replace_zone(
     await _insert_rrsets(session, zone.id, rows)
     if soa is not None:
         _apply_soa(zone, soa)
-    previous = _bump(zone)
+    # A file whose serial is ahead of ours (secondaries may hold it) moves ours there.
+    previous = _bump(zone, at_least=file_serial)
     change_id = await _append_change(
         session, zone, kind="replace", previous_serial=previous, removed=removed, added=added,
         actor=actor, full_reload=True,

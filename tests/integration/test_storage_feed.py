@@ -135,3 +135,16 @@ async def test_snapshot_holds_the_system_soa_and_wire_rdata(db: Database) -> Non
     assert parsed.serial == snapshot.serial  # type: ignore[attr-defined]
     www = next(r for r in snapshot.rrsets if r.name == "www.snap.example.")
     assert www.rdatas == (bytes([192, 0, 2, 1]),)
+
+
+async def test_import_never_lowers_a_serial_the_file_carries(db: Database) -> None:
+    from storage.dnsdata import masterfile
+
+    text = "@ 300 IN SOA ns1 hostmaster 4000000000 7200 1800 86400 300\n@ 300 IN NS ns1.example.net.\n"
+    content = masterfile.from_text(text, origin("ahead.example"))
+    async with db.write() as session:
+        created = await store.replace_zone(session, content, OPERATOR)
+    assert created.serial == 4000000000
+    async with db.write() as session:
+        again = await store.replace_zone(session, content, OPERATOR)
+    assert again.serial == 4000000001
