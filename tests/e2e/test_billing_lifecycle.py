@@ -46,7 +46,7 @@ pytestmark = pytest.mark.skipif(
 def cli(env: dict[str, str], *args: str) -> str:
     done = subprocess.run([sys.executable, "-m", "zonehost", *args], env=env, cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, f"zonehost {' '.join(args)}: {done.stdout}\n{done.stderr}"
     return done.stdout
 
 
