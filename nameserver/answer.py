@@ -135,7 +135,7 @@ def answer_at_qname(query: Query, index: ZoneIndex) -> tuple[Zone, PreparedRRset
     if not node:
         return None
     rrset = find_rrset(node, qtype)
-    if rrset is None or not rrset.at_qname or rrset.rdtype in _ADDITIONAL_FOR:
+    if rrset is None or not rrset.records or rrset.rdtype in _ADDITIONAL_FOR:
         return None
     return zone, rrset
 

@@ -244,9 +244,6 @@ class _Writer:
         """Append every record of `rrset`; returns how many."""
         buf = self.buf
         records = rrset.records
-        if records and owner == self.qname:
-            buf += rrset.at_qname
-            return len(records)
         ref = self.owner(owner)
         if records:
             buf += ref.join(records)
@@ -316,12 +313,12 @@ def render_at_qname(
     it does not fit, for `render` to truncate. Tested equal to `render`."""
     edns = query.edns
     opt = _opt_record(server_payload, 0, edns.do, ()) if edns is not None else b""
-    size = 12 + len(query.question) + len(rrset.at_qname) + len(opt)
-    if size > limit:
+    records = rrset.at_qname()
+    if 12 + len(query.question) + len(records) + len(opt) > limit:
         return None
     flags = QR | AA | (query.flags & (0x7800 | RD))
     header = _HEADER.pack(query.id, flags, 1, len(rrset.records), 0, 1 if opt else 0)
-    return header + query.question + rrset.at_qname + opt
+    return header + query.question + records + opt
 
 
 def render(answer: Answer, query: Query, limit: int, server_payload: int = 1232) -> bytes:
