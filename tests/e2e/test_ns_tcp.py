@@ -145,3 +145,38 @@ def test_a_long_pipeline_is_answered_in_full_as_the_client_reads(server: NsServe
             assert reply is not None
             ids.append(int.from_bytes(reply[:2], "big"))
     assert ids == list(range(3000))
+
+
+def test_total_limit_across_clients_and_udp_unaffected(server: NsServer) -> None:
+    socks = []
+    try:
+        for i in range(OPTIONS.tcp_max_connections):  # one per source address
+            sock = socket.create_connection(
+                (server.host, server.port), timeout=2, source_address=(f"127.0.0.{10 + i}", 0)
+            )
+            sock.sendall(frame(make_query("www.zh.test", "A")))
+            assert read_framed(sock) is not None
+            socks.append(sock)
+        extra = socket.create_connection(
+            (server.host, server.port), timeout=2, source_address=("127.0.0.99", 0)
+        )
+        with extra:
+            assert closed(extra, 2.0)
+        assert server.udp("www.zh.test", "A").answer
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def test_hundreds_of_idle_connections_then_service_as_usual() -> None:
+    options = NameserverOptions(tcp_idle_timeout_s=0.5, tcp_max_connections=1000,
+                                tcp_max_per_client=1000)
+    with run_nameserver(all_snapshots(), options) as server:
+        idle = [server.connect() for _ in range(300)]
+        try:
+            assert server.udp("www.zh.test", "A").answer
+            assert server.tcp("www.zh.test", "A").answer
+            assert all(closed(sock, 3.0) for sock in idle[:20])  # timed out, not kept
+        finally:
+            for sock in idle:
+                sock.close()
