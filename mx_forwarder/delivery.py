@@ -16,6 +16,7 @@ import enum
 import ipaddress
 import logging
 import random
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ from storage.db import Database
 from storage.models.mail import DeliveryState, MessageKind
 
 log = logging.getLogger(__name__)
+
+PRUNE_EVERY_S = 600.0
+MAIL_FEED_KEPT = timedelta(days=1)  # far longer than any alias cache lags behind
 
 
 class Verdict(enum.Enum):
@@ -328,8 +332,13 @@ class DeliveryService:
             self._wake.set()
 
     async def _housekeeping_loop(self) -> None:
+        pruned_at = float("-inf")
         while not self._stopping:
             try:
+                if time.monotonic() - pruned_at > PRUNE_EVERY_S:
+                    async with self.db.write() as session:
+                        await aliases.prune_changes(session, MAIL_FEED_KEPT)
+                    pruned_at = time.monotonic()
                 await self.send_confirmations()
                 async with self.db.read() as session:
                     current = await stats(session)

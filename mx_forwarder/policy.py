@@ -14,10 +14,10 @@ from typing import Protocol
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from mx_forwarder.aliascache import AliasCache
 from mx_forwarder.errors import SrsError
 from mx_forwarder.srs import Srs
-from storage.aliases import InvalidAddress, RcptOutcome, lookup_alias, parse_address
-from storage.db import Database
+from storage.aliases import InvalidAddress, RcptOutcome, parse_address
 from storage.models.mail import MessageKind
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,8 @@ def _relay_trick(address: str) -> bool:
 
 
 class StorePolicy:
-    def __init__(self, db: Database, srs: Srs) -> None:
-        self._db = db
+    def __init__(self, cache: AliasCache, srs: Srs) -> None:
+        self._cache = cache
         self._srs = srs
 
     async def check_rcpt(self, address: str) -> Accept | Reject:
@@ -81,8 +81,7 @@ class StorePolicy:
         except InvalidAddress:
             return BAD_SYNTAX
         try:
-            async with self._db.read() as session:
-                found = await lookup_alias(session, parsed)
+            found = await self._cache.lookup(parsed)
         except (OSError, DBAPIError, OperationalError) as exc:
             log.error("alias lookup failed: %s", exc)
             return LOOKUP_FAILED

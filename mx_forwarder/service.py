@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import event
 
+from mx_forwarder.aliascache import AliasCache
 from mx_forwarder.authres import DnsAuthChecker
 from mx_forwarder.config import ForwarderConfig
 from mx_forwarder.delivery import DeliveryService, MxResolver, Sender
@@ -69,6 +70,9 @@ def _durable_sqlite(db: Database) -> Database:
 
 
 async def start_forwarder(config: ForwarderConfig, db: Database) -> ForwarderHandle:
+    # aiosmtpd logs every command at INFO: eight lines per message, a measurable
+    # share of the CPU at a few hundred messages a second. We log each message once.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     if not config.srs_keys:
         raise ForwarderError("set mx_forwarder_srs_keys: SRS needs a secret key")
     srs = Srs(config.srs_domain.lower().rstrip("."), config.srs_keys, config.srs_max_age_days)
@@ -97,7 +101,8 @@ async def start_forwarder(config: ForwarderConfig, db: Database) -> ForwarderHan
                               config.max_messages_per_client_per_minute)
         auth = (DnsAuthChecker(config.hostname, config.resolver, min(config.dns_timeout_s, 3.0))
                 if config.auth_results else None)
-        handler = ForwarderHandler(settings, StorePolicy(db, srs), writer, srs, limits, auth)
+        cache = AliasCache(db, config.alias_cache_check_s, config.alias_cache_max_age_s)
+        handler = ForwarderHandler(settings, StorePolicy(cache, srs), writer, srs, limits, auth)
         try:
             server = await start_smtp_server(handler, *config.listen)
         except OSError:

@@ -18,23 +18,31 @@ import enum
 import hashlib
 import re
 import secrets
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Protocol
 
 import idna
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import AuditEntry, RRset, Zone, ZoneStatus
+from storage.models import AuditEntry, RRset, Zone, ZoneChange, ZoneStatus
 from storage.models.core import Record
-from storage.models.mail import MailAlias, MailAliasTarget, MailService, TargetState
+from storage.models.mail import (
+    MailAlias,
+    MailAliasTarget,
+    MailChange,
+    MailService,
+    TargetState,
+)
 
 BASE_QUOTA = 5
 PACK_QUOTA = 50
 MAX_TARGETS = 10
 TOKEN_TTL = timedelta(days=7)
+_MAIL_FEED_LOCK_KEY = 0x6D61696C  # "mail": serialises mail feed appends on PostgreSQL
 
 # RFC 5322 atext without '%' and '!' (relay tricks), plus '.' between atoms.
 _ATOM = r"[A-Za-z0-9#$&'*+/=?^_`{|}~-]+"
@@ -247,42 +255,143 @@ def hash_token(token: str) -> str:
 # -- lookup (the forwarder's RCPT check) ------------------------------------
 
 
-async def lookup_alias(session: AsyncSession, address: Address) -> AliasLookup:
-    """Decide what to do with mail for `address`, in at most two queries."""
+@dataclass(frozen=True, slots=True)
+class DomainMail:
+    """Everything the RCPT check needs about one domain, read in one go.
+
+    The forwarder caches these per domain, so that a dictionary attack on
+    random local parts or a burst of mail to one alias costs no query.
+    """
+
+    domain: str  # A-label, no trailing dot
+    state: RcptOutcome  # ACCEPT when mail may flow, else why not (relay denied)
+    aliases: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )  # local part -> verified targets (empty: none confirmed yet)
+
+    def lookup(self, address: Address) -> AliasLookup:
+        if self.state is not RcptOutcome.ACCEPT:
+            return AliasLookup(self.state, address)
+        candidates = [address.local]
+        if "+" in address.local.strip("+"):  # alias+tag@ reaches alias@
+            candidates.append(address.local.split("+", 1)[0])
+        for local in candidates:
+            targets = self.aliases.get(local)
+            if targets is None:
+                continue
+            alias = Address(local, address.domain)
+            if not targets:
+                return AliasLookup(RcptOutcome.UNCONFIRMED, address, alias)
+            return AliasLookup(RcptOutcome.ACCEPT, address, alias, targets)
+        return AliasLookup(RcptOutcome.UNKNOWN_ALIAS, address)
+
+
+async def load_domain_mail(session: AsyncSession, domain: str) -> DomainMail:
+    """The domain's state and all its aliases (at most PACK_QUOTA), in two queries."""
     row = (
         await session.execute(
             select(Zone.id, Zone.status, MailService.enabled)
             .outerjoin(MailService, MailService.zone_id == Zone.id)
-            .where(Zone.name == address.zone_name)
+            .where(Zone.name == f"{domain}.")
         )
     ).one_or_none()
     if row is None:
-        return AliasLookup(RcptOutcome.NOT_HOSTED, address)
+        return DomainMail(domain, RcptOutcome.NOT_HOSTED)
     zone_id, status, enabled = row
     if status != ZoneStatus.ACTIVE:
-        return AliasLookup(RcptOutcome.SUSPENDED, address)
+        return DomainMail(domain, RcptOutcome.SUSPENDED)
     if not enabled:
-        return AliasLookup(RcptOutcome.NO_MAIL_SERVICE, address)
-    candidates = [address.local]
-    if "+" in address.local.strip("+"):  # alias+tag@ reaches alias@
-        candidates.append(address.local.split("+", 1)[0])
+        return DomainMail(domain, RcptOutcome.NO_MAIL_SERVICE)
     rows = (
         await session.execute(
             select(MailAlias.local_part, MailAliasTarget.address, MailAliasTarget.state)
             .outerjoin(MailAliasTarget, MailAliasTarget.alias_id == MailAlias.id)
-            .where(MailAlias.zone_id == zone_id, MailAlias.local_part.in_(candidates))
+            .where(MailAlias.zone_id == zone_id)
         )
     ).all()
-    for local in candidates:
-        found = [r for r in rows if r[0] == local]
-        if not found:
-            continue
-        alias = Address(local, address.domain)
-        targets = tuple(sorted(t for _, t, s in found if t and s == TargetState.VERIFIED))
-        if not targets:
-            return AliasLookup(RcptOutcome.UNCONFIRMED, address, alias)
-        return AliasLookup(RcptOutcome.ACCEPT, address, alias, targets)
-    return AliasLookup(RcptOutcome.UNKNOWN_ALIAS, address)
+    verified: dict[str, list[str]] = {}
+    for local, target, state in rows:
+        found = verified.setdefault(local, [])
+        if target and state == TargetState.VERIFIED:
+            found.append(target)
+    return DomainMail(domain, RcptOutcome.ACCEPT, MappingProxyType(
+        {local: tuple(sorted(targets)) for local, targets in verified.items()}
+    ))
+
+
+async def lookup_alias(session: AsyncSession, address: Address) -> AliasLookup:
+    """Decide what to do with mail for `address`, in at most two queries."""
+    return (await load_domain_mail(session, address.domain)).lookup(address)
+
+
+# -- the mail change feed (what the forwarders' caches follow) ---------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPosition:
+    """How far a follower has read: the last zone change and the last mail change."""
+
+    zone_change_id: int
+    mail_change_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChangedDomains:
+    position: FeedPosition
+    domains: frozenset[str]  # A-labels without trailing dot
+    everything: bool = False  # too many to list: forget every domain
+
+
+async def feed_position(session: AsyncSession) -> FeedPosition:
+    zone_id = await session.scalar(select(func.max(ZoneChange.id)))
+    mail_id = await session.scalar(select(func.max(MailChange.id)))
+    return FeedPosition(int(zone_id or 0), int(mail_id or 0))
+
+
+async def changed_domains(
+    session: AsyncSession, since: FeedPosition, limit: int = 1000
+) -> ChangedDomains:
+    """Domains whose RCPT answers may have changed after `since` (zone or mail writes)."""
+    zone_rows = (await session.execute(
+        select(ZoneChange.id, ZoneChange.zone_name)
+        .where(ZoneChange.id > since.zone_change_id).order_by(ZoneChange.id).limit(limit)
+    )).all()
+    mail_rows = (await session.execute(
+        select(MailChange.id, MailChange.zone_name)
+        .where(MailChange.id > since.mail_change_id).order_by(MailChange.id).limit(limit)
+    )).all()
+    if len(zone_rows) >= limit or len(mail_rows) >= limit:
+        return ChangedDomains(await feed_position(session), frozenset(), everything=True)
+    position = FeedPosition(
+        zone_rows[-1][0] if zone_rows else since.zone_change_id,
+        mail_rows[-1][0] if mail_rows else since.mail_change_id,
+    )
+    names = {name.rstrip(".").lower() for _, name in (*zone_rows, *mail_rows)}
+    return ChangedDomains(position, frozenset(names))
+
+
+async def _record_change(session: AsyncSession, zone_name: str) -> None:
+    """Append to the mail feed inside the caller's transaction.
+
+    On PostgreSQL the appends are serialised by an advisory lock held to
+    commit, so ids become visible in order and a follower that has read up
+    to id N never misses a smaller id committed later.
+    """
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(_MAIL_FEED_LOCK_KEY)))
+    await session.execute(insert(MailChange).values(zone_name=zone_name,
+                                                    created_at=datetime.now(UTC)))
+
+
+async def prune_changes(session: AsyncSession, older_than: timedelta) -> int:
+    """Forget feed rows older than `older_than`, always keeping the newest (ids stay monotonic)."""
+    newest = select(func.max(MailChange.id)).scalar_subquery()
+    result = await session.execute(
+        delete(MailChange).where(MailChange.created_at < datetime.now(UTC) - older_than,
+                                 MailChange.id < newest)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 # -- the mail service of a domain -------------------------------------------
@@ -334,6 +443,7 @@ async def set_mail_service(
     if before != after:
         _audit(session, actor, "mail_service", "mail_service", name, before, after,
                zone.account_id)
+        await _record_change(session, zone.name)
     return MailServiceInfo(name, service.enabled, service.redirect_pack,
                            quota_for(service.redirect_pack),
                            await _alias_count(session, zone.id))
@@ -418,6 +528,7 @@ async def add_alias(
     zone, alias = await _find_alias(session, alias_address)
     service = await _service(session, zone.id, create=True)
     assert service is not None
+    changed = alias is None
     if alias is None:
         limit = quota_for(service.redirect_pack)
         if await _alias_count(session, zone.id) >= limit:
@@ -447,10 +558,13 @@ async def add_alias(
             row.state = TargetState.VERIFIED
             row.verified_at = now
             row.token_hash = None
+            changed = True
     await session.flush()
     if added:
         _audit(session, actor, "alias_add", "mail_alias", str(alias_address), None,
                {"targets": added, "verified": verified}, zone.account_id)
+    if changed or added:
+        await _record_change(session, zone.name)
     return (await _alias_infos(session, [alias], alias_address.domain))[0]
 
 
@@ -474,6 +588,7 @@ async def remove_alias(
     await session.execute(delete(MailAlias).where(MailAlias.id == alias.id))
     _audit(session, actor, "alias_remove", "mail_alias", str(alias_address), None, None,
            zone.account_id)
+    await _record_change(session, zone.name)
 
 
 async def remove_target(
@@ -499,6 +614,7 @@ async def remove_target(
         await session.execute(delete(MailAlias).where(MailAlias.id == alias.id))
     _audit(session, actor, "alias_target_remove", "mail_alias", str(alias_address),
            {"target": target_address}, None, zone.account_id)
+    await _record_change(session, zone.name)
 
 
 async def get_alias(session: AsyncSession, address: str) -> AliasInfo | None:
@@ -603,6 +719,12 @@ async def confirm_target(session: AsyncSession, token: str) -> TargetInfo:
     row.verified_at = now
     row.token_hash = None
     await session.flush()
+    zone_name = await session.scalar(
+        select(Zone.name).join(MailAlias, MailAlias.zone_id == Zone.id)
+        .where(MailAlias.id == row.alias_id)
+    )
+    if zone_name is not None:
+        await _record_change(session, zone_name)
     return TargetInfo(row.id, row.address, row.state, row.verified_at)
 
 

@@ -233,6 +233,8 @@ def forwarder_config(settings: Settings) -> ForwarderConfig:
         command_timeout_s=settings.float(p + "command_timeout", d.command_timeout_s),
         data_timeout_s=settings.float(p + "data_timeout", d.data_timeout_s),
         max_hops=settings.int(p + "max_hops", d.max_hops),
+        alias_cache_check_s=settings.float(p + "alias_cache_check", d.alias_cache_check_s),
+        alias_cache_max_age_s=settings.float(p + "alias_cache_max_age", d.alias_cache_max_age_s),
         srs_domain=settings.str(p + "srs_domain", hostname).lower().rstrip("."),
         srs_keys=tuple(keys),
         srs_max_age_days=settings.int(p + "srs_max_age_days", d.srs_max_age_days),

@@ -1,6 +1,11 @@
 """Tables of the mail service: aliases, their targets, the per-domain mail
 service, and the durable forwarding queue (filled by migration 0004).
 
+`mail_changes` is the mail side's change feed: every write that can change
+what a domain's RCPT check answers appends a row naming the zone, so the
+forwarders' alias caches drop exactly that domain (zone suspension,
+deletion and creation come through the zone feed, `zone_changes`).
+
 The queue is shared by every MX host: a delivery row is claimed with a
 lease (`locked_by`, `locked_until`), taken with `FOR UPDATE SKIP LOCKED` on
 PostgreSQL and inside a BEGIN IMMEDIATE transaction on SQLite, so a worker
@@ -64,6 +69,16 @@ class MailService(Base):
     redirect_pack: Mapped[bool] = mapped_column(default=False)  # 50 aliases instead of 5
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MailChange(Base):
+    """One committed change to a domain's aliases or mail service (ids commit in order)."""
+
+    __tablename__ = "mail_changes"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    zone_name: Mapped[str] = mapped_column(String(255))  # with the trailing dot
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class MailAlias(Base):

@@ -134,6 +134,7 @@ def config(**overrides: Any) -> ForwarderConfig:
         delivery_timeout_s=10,
         auth_results=False,
         sync_commit=False,
+        alias_cache_check_s=0.0,  # tests edit aliases and send at once: no staleness at all
     )
     return replace(base, **overrides)
 

@@ -1,4 +1,4 @@
-"""mail tables: mail service per domain, aliases, targets, the forwarding queue.
+"""mail tables: mail service per domain, aliases, targets, their change feed, the queue.
 
 Revision ID: 0004
 Revises: 0003
@@ -69,6 +69,15 @@ def upgrade() -> None:
     with op.batch_alter_table("mail_alias_targets") as batch:
         batch.create_index(batch.f("ix_mail_alias_targets_alias_id"), ["alias_id"], unique=False)
     op.create_table(
+        "mail_changes",
+        sa.Column("id", _ID, nullable=False),
+        sa.Column("zone_name", sa.String(length=255), nullable=False),
+        sa.Column("created_at", _TS, nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_mail_changes")),
+    )
+    with op.batch_alter_table("mail_changes") as batch:
+        batch.create_index(batch.f("ix_mail_changes_created_at"), ["created_at"], unique=False)
+    op.create_table(
         "mail_messages",
         sa.Column("id", _ID, nullable=False),
         sa.Column("kind", _enum("messagekind", "forward", "bounce", "dsn", "verification"),
@@ -114,6 +123,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("mail_deliveries")
     op.drop_table("mail_messages")
+    op.drop_table("mail_changes")
     op.drop_table("mail_alias_targets")
     op.drop_table("mail_aliases")
     op.drop_table("mail_services")
