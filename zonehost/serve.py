@@ -16,7 +16,7 @@ from storage.dnsdata import masterfile, zone_origin
 from storage.zones import OPERATOR
 from billing.scheduler import run_every_day
 from mx_forwarder.service import start_forwarder
-from zoneapi.app import start_api
+from zonehost.api_service import start_api
 from zonehost.config import (
     Settings,
     billing_config,
@@ -78,7 +78,8 @@ async def run_serve(settings: Settings, options: ServeOptions) -> None:
         dns = await start_dns(settings, db, options.dns)
         mail = await start_forwarder(replace(forwarder_config(settings), listen=options.smtp), db)
         log.info("mail forwarder on %s port %d", *options.smtp)
-        api = await start_api(replace(zoneapi_config(settings), listen=options.http), db)
+        api = await start_api(settings, replace(zoneapi_config(settings), listen=options.http), db)
+        log.info("zone API on http://%s:%d/api/v1/", *options.http)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

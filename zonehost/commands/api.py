@@ -35,13 +35,13 @@ def cmd_zoneapi(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _run(settings: Settings, config: Any, metrics: tuple[str, int] | None) -> None:
-    from zoneapi.app import start_api
+    from zonehost.api_service import start_api
 
     db = await open_database(settings)
     try:
         if metrics is not None:
             start_http_server(metrics[1], addr=metrics[0])
-        runner = await start_api(config, db)
+        runner = await start_api(settings, config, db)
         host, port = config.listen
         print(f"zone API on http://{host}:{port}/api/v1/", flush=True)
         stop = asyncio.Event()
