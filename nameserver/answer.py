@@ -6,8 +6,9 @@ section of positive answers), and additionally adds A/AAAA for NS, MX and
 SRV targets of the same zone to the additional section, as NSD's default and
 Knot do. Where NSD and Knot differ we follow NSD:
 - CNAME chains are followed into every hosted zone (Knot stops at the zone
-  boundary); a chain stops silently at a name already in it (loop) or after
-  `MAX_CHAIN` links, with NOERROR and what was collected.
+  boundary) and, like NSD, with no length limit short of the message size:
+  a chain stops silently at a name already in it (loop), with NOERROR and
+  what was collected, and the renderer keeps what fits (TC over UDP).
 - ANY (RFC 8482 section 4.1) answers one RRset of the node: the SOA at an
   apex, otherwise the RRset of the lowest type. A CNAME is returned, not
   followed.
@@ -50,7 +51,10 @@ from nameserver.rrwire import (
 )
 
 CLASS_IN, CLASS_CH, CLASS_ANY = 1, 3, 255
-MAX_CHAIN = 16  # CNAME/DNAME links followed in one answer
+# CNAME/DNAME links followed in one answer: more than a 64 KiB message holds
+# (a compressed CNAME record takes at least 14 octets), so only the message
+# size limits a chain, as in NSD, while the work per query stays bounded.
+MAX_CHAIN = 65535 // 14 + 1
 
 _ADDITIONAL_FOR = frozenset({NS, MX, SRV})
 _EDE_DNAME_TOO_LONG = ede(0, "DNAME expansion became too large")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dns.flags
 import dns.rcode
+import dns.rdatatype
 import pytest
 
+from nameserver.index import ZoneTable
 from tests.unit.nameserver.ask import ask, lines
-from tests.unit.nameserver.zones import table
+from tests.unit.nameserver.zones import snapshot, table
 
 TABLE = table()
 SOA_ZH = "zh.test. 300 SOA ns1.zh.test. hostmaster.zh.test. 7 7200 3600 1209600 300"
@@ -182,3 +184,21 @@ def test_chaos_and_other_classes_are_refused() -> None:
     assert version.rcode() == dns.rcode.REFUSED and len(version.question) == 1
     hesiod = ask(TABLE, "www.zh.test", "A", rdclass="HS")
     assert hesiod.rcode() == dns.rcode.REFUSED and len(hesiod.question) == 0
+
+
+def _chain_table(links: int) -> ZoneTable:
+    lines = ["$ORIGIN long.test.", "$TTL 300",
+             "@ IN SOA ns.long.test. h.long.test. 1 7200 3600 1209600 60", "@ NS ns", "ns A 192.0.2.1"]
+    lines += [f"c{i} CNAME c{i + 1}" for i in range(links)]
+    lines.append(f"c{links} A 192.0.2.30")
+    return ZoneTable.from_snapshots([snapshot("\n".join(lines), "long.test.")])
+
+
+def test_long_cname_chains_are_followed_to_the_end_like_nsd() -> None:
+    chain = _chain_table(40)
+    full = ask(chain, "c0.long.test", "A", limit=65535)
+    assert len(full.answer) == 41 and full.answer[-1].rdtype == dns.rdatatype.A
+    cut = ask(chain, "c0.long.test", "A", edns=False)  # 512 octets: what fits, and TC
+    assert cut.flags & dns.flags.TC
+    assert 0 < len(cut.answer) < 41
+    assert [r.name.to_text() for r in cut.answer] == [f"c{i}.long.test." for i in range(len(cut.answer))]
