@@ -202,3 +202,52 @@ def test_long_cname_chains_are_followed_to_the_end_like_nsd() -> None:
     assert cut.flags & dns.flags.TC
     assert 0 < len(cut.answer) < 41
     assert [r.name.to_text() for r in cut.answer] == [f"c{i}.long.test." for i in range(len(cut.answer))]
+
+
+EDGE = """
+$ORIGIN edge.test.
+$TTL 300
+@ IN SOA ns.edge.test. h.edge.test. 1 7200 3600 1209600 60
+@ NS ns
+ns A 192.0.2.1
+* CNAME loopw.edge.test.
+loopw CNAME x.edge.test.
+*.w2 A 192.0.2.7
+*.w2 TXT "w2"
+d2 DNAME d3.edge.test.
+d3 DNAME w2.edge.test.
+"""
+APEX_DNAME = """
+$ORIGIN apexd.test.
+$TTL 300
+@ IN SOA ns.edge.test. h.edge.test. 1 7200 3600 1209600 60
+@ NS ns.edge.test.
+@ DNAME edge.test.
+@ A 192.0.2.9
+"""
+EDGES = ZoneTable.from_snapshots([snapshot(EDGE, "edge.test."), snapshot(APEX_DNAME, "apexd.test.")])
+
+
+def test_edge_cases_checked_against_nsd() -> None:
+    # a wildcard CNAME whose target falls back into the wildcard: stops at the repeat
+    loop = ask(EDGES, "foo.edge.test", "A")
+    assert [r.name.to_text() for r in loop.answer] == [
+        "foo.edge.test.", "loopw.edge.test.", "x.edge.test."
+    ]
+    # DNAME to a DNAME to a wildcard
+    chained = ask(EDGES, "q.d2.edge.test", "A")
+    assert lines(chained.answer) == {
+        "d2.edge.test. 300 DNAME d3.edge.test.", "q.d2.edge.test. 300 CNAME q.d3.edge.test.",
+        "d3.edge.test. 300 DNAME w2.edge.test.", "q.d3.edge.test. 300 CNAME q.w2.edge.test.",
+        "q.w2.edge.test. 300 A 192.0.2.7",
+    }
+    # DNAME at a zone apex: the apex answers for itself, names below are redirected
+    assert lines(ask(EDGES, "apexd.test", "A").answer) == {"apexd.test. 300 A 192.0.2.9"}
+    below = ask(EDGES, "ns.apexd.test", "A")
+    assert lines(below.answer) == {
+        "apexd.test. 300 DNAME edge.test.", "ns.apexd.test. 300 CNAME ns.edge.test.",
+        "ns.edge.test. 300 A 192.0.2.1",
+    }
+    # ANY at a wildcard: one RRset, owned by the query name
+    any_reply = ask(EDGES, "a.w2.edge.test", "ANY")
+    assert lines(any_reply.answer) == {"a.w2.edge.test. 300 A 192.0.2.7"}
