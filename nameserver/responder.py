@@ -121,6 +121,8 @@ class Responder:
         }
         self._udp_cache = self._caches["udp"]
         self._tcp_cache = self._caches["tcp"]
+        self._stats: dict[StatKey, StatKey] = {}
+        self._deps: dict[bytes, tuple[tuple[bytes, object], ...]] = {}  # by origin
 
     # -- caches -----------------------------------------------------------
     def _check_version(self) -> None:
@@ -131,6 +133,7 @@ class Responder:
             self._origins_version = table.origins_version
             for cache in self._caches.values():
                 cache.clear()
+            self._deps.clear()
 
     def _stale(self, entry: _Entry) -> bool:
         zones = self._zones
@@ -243,10 +246,15 @@ class Responder:
         if len(zones) == 1:
             zone = zones[0]
             stat: StatKey = (transport, zone.origin_text, query.qtype, ans.rcode)
-            deps: tuple[tuple[bytes, object], ...] = ((zone.origin, zone.token),)
+            shared = self._deps.get(zone.origin)
+            if shared is None or shared[0][1] is not zone.token:
+                shared = self._deps[zone.origin] = ((zone.origin, zone.token),)
+            deps: tuple[tuple[bytes, object], ...] = shared
         else:
             stat = (transport, zones[0].origin_text if zones else "", query.qtype, ans.rcode)
             deps = tuple((zone.origin, zone.token) for zone in zones)
+        # Entries share these small tuples: ~150 bytes less per cached reply.
+        stat = self._stats.setdefault(stat, stat)
         self.metrics.hits[stat] += 1
         if reply[2] & (TC >> 8):
             self.metrics.truncated[transport] += 1
