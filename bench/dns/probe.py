@@ -30,42 +30,54 @@ def _query(qid: int, name: str, qtype: int) -> bytes:
 
 
 def wait_all_zones(
-    port: int, origins: Sequence[str], timeout_s: float, alive: Callable[[], bool] = lambda: True
+    port: int, origins: Sequence[str], timeout_s: float, alive: Callable[[], bool] = lambda: True,
+    sources: int = 1,
 ) -> float | None:
     """Seconds (monotonic clock) at which the last origin was answered with an
     authoritative NOERROR SOA; None on timeout or if the server died.
 
-    Queries go out in bursts of up to 200 pending zones and are retried
-    every 20 ms, so a server that answers everything is seen within one sweep.
+    Every origin is asked from each of `sources` sockets (source ports), so
+    that with SO_REUSEPORT workers every worker is seen answering. Queries go
+    out in bursts of up to 200 pending per socket and are retried every 20 ms,
+    so a server that answers everything is seen within one sweep.
     """
     deadline = time.monotonic() + timeout_s
-    pending = {i: origin for i, origin in enumerate(origins)}
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(sources)]
+    pending = [{i: origin for i, origin in enumerate(origins)} for _ in socks]
     last = time.monotonic()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.setblocking(False)
-        while pending:
+    try:
+        for sock in socks:
+            sock.setblocking(False)
+        while any(pending):
             if time.monotonic() > deadline or not alive():
                 return None
-            for qid, origin in list(pending.items())[:200]:
-                try:
-                    sock.sendto(_query(qid, origin, SOA), (HOST, port))
-                except OSError:
-                    break
+            for sock, waiting in zip(socks, pending, strict=True):
+                for qid, origin in list(waiting.items())[:200]:
+                    try:
+                        sock.sendto(_query(qid, origin, SOA), (HOST, port))
+                    except OSError:
+                        break
             wait_until = time.monotonic() + 0.02
-            while pending:
+            while any(pending):
                 left = wait_until - time.monotonic()
-                if left <= 0 or not select.select([sock], [], [], left)[0]:
+                readable = select.select(socks, [], [], left)[0] if left > 0 else []
+                if not readable:
                     break
-                try:
-                    data = sock.recv(4096)
-                except OSError:  # ICMP port unreachable: not listening yet
-                    continue
-                if len(data) < 12:
-                    continue
-                qid, flags, _, ancount = struct.unpack("!HHHH", data[:8])
-                if qid in pending and flags & 0x000F == 0 and flags & AA and ancount:
-                    del pending[qid]
-                    last = time.monotonic()
+                for sock in readable:
+                    waiting = pending[socks.index(sock)]
+                    try:
+                        data = sock.recv(4096)
+                    except OSError:  # ICMP port unreachable: not listening yet
+                        continue
+                    if len(data) < 12:
+                        continue
+                    qid, flags, _, ancount = struct.unpack("!HHHH", data[:8])
+                    if qid in waiting and flags & 0x000F == 0 and flags & AA and ancount:
+                        del waiting[qid]
+                        last = time.monotonic()
+    finally:
+        for sock in socks:
+            sock.close()
     return last
 
 

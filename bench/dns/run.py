@@ -149,12 +149,13 @@ def measure(server: Server, data: ds.Dataset, plan: Plan, workdir: Path, row: Ro
     before = procs.cpu_seconds(pids)
     time.sleep(IDLE_S)
     row.idle_cpu = (procs.cpu_seconds(pids) - before) / IDLE_S
+    tag = re.sub(r"[^a-z0-9]+", "-", f"{row.name} {row.store} {row.config}".lower()).strip("-")
     row.saturation = load.run(server.port, data.query_file, plan.seconds, server.pids,
-                              workdir / f"{row.name}-saturation.txt")
+                              workdir / f"{tag}-saturation.txt")
     log(f"  saturation: {row.saturation.qps:,.0f} q/s, {row.saturation.answers_per_cpu_s:,.0f}"
         f" answers/CPU-s, lost {row.saturation.lost}")
     row.fixed = load.run(server.port, data.latency_file, plan.seconds, server.pids,
-                         workdir / f"{row.name}-fixed.txt", qps=plan.rate, verbose=True)
+                         workdir / f"{tag}-fixed.txt", qps=plan.rate, verbose=True)
     log(f"  at {plan.rate:,} q/s: p99 {_ms(row.fixed.percentile_ms(99))} ms,"
         f" achieved {row.fixed.qps:,.0f} q/s, lost {row.fixed.lost}")
     row.rss_mib = procs.memory(server.pids()).max_rss_mib
@@ -206,7 +207,7 @@ def run_zonehost(url: str, workers: list[int], data: ds.Dataset, plan: Plan, wor
         log(f"  zonehost/{store} import FAILED: {exc}")
         return
     for count in workers:
-        row = Row("zonehost", store, f"{count} process(es)")
+        row = Row("zonehost", store, "1 process" if count == 1 else f"--workers {count}")
         report.rows.append(row)
         server: Server | None = None
         try:

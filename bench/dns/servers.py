@@ -56,13 +56,14 @@ class Server:
 
 
 def _launch(name: str, argv: list[str], workdir: Path, dataset: Dataset, port: int,
-            config: str, env: dict[str, str] | None = None) -> Server:
+            config: str, env: dict[str, str] | None = None, sources: int = 1) -> Server:
     log_path = workdir / f"{name}.log"
     started = time.monotonic()
     proc = procs.start(argv, log_path, env=env, cwd=workdir)
     server = Server(name, port, proc, log_path, 0.0, config)
     try:
-        ready = probe.wait_all_zones(port, dataset.origins, START_TIMEOUT_S, server.alive)
+        ready = probe.wait_all_zones(port, dataset.origins, START_TIMEOUT_S, server.alive,
+                                     sources)
     except BaseException:
         server.stop()
         raise
@@ -115,8 +116,9 @@ def start_zonehost(dataset: Dataset, workdir: Path, database_url: str, workers: 
     if workers > 1:
         argv += ["--workers", str(workers)]
     return _launch(
-        "zonehost", argv, workdir, dataset, port, f"{workers} process(es)",
-        env=zonehost_env(database_url),
+        "zonehost", argv, workdir, dataset, port,
+        "1 process" if workers == 1 else f"--workers {workers}",
+        env=zonehost_env(database_url), sources=1 if workers == 1 else 8 * workers,
     )
 
 
