@@ -312,3 +312,61 @@ async def test_card_payment_invoice_list_and_pdf(world: World) -> None:
             method=PaymentMethod.TRANSFER, amount_cents=None, reference=f"VIR {number}",
             received_on=datetime.now(UTC).date(), actor=OPERATOR,
             today=datetime.now(UTC).date())
+
+
+async def test_query_statistics_by_day_type_and_rcode(world: World) -> None:
+    from storage import nsstatus
+
+    c, db = world.api.client, world.api.db
+    today = datetime.now(UTC).date()
+    async with db.write() as session:
+        await nsstatus.add_query_counts(session, today, {
+            ("one.fr.", 1, 0): 7, ("one.fr.", 28, 0): 2, ("one.fr.", 1, 3): 4,
+            ("two.fr.", 1, 0): 100})
+        await nsstatus.add_query_counts(session, today - timedelta(days=2), {
+            ("one.fr.", 15, 0): 3, ("one.fr.", 0, 5): 1})
+        await nsstatus.add_query_counts(session, today - timedelta(days=40), {
+            ("one.fr.", 1, 0): 50})
+    reply = await c.call("GET", f"{B}/domains/one.fr/stats", token=world.token)
+    assert reply.status == 200, reply.text
+    body = reply.body
+    assert (body["domain"], body["to"], body["total"]) == ("one.fr", today.isoformat(), 17)
+    assert body["from"] == (today - timedelta(days=29)).isoformat()
+    assert len(body["days"]) == 30 and body["days"][-1] == {"day": today.isoformat(),
+                                                            "queries": 13}
+    assert body["days"][-3]["queries"] == 4 and body["days"][-2]["queries"] == 0
+    assert body["by_qtype"] == {"A": 11, "MX": 3, "AAAA": 2, "other": 1}
+    assert body["by_rcode"] == {"NOERROR": 12, "NXDOMAIN": 4, "REFUSED": 1}
+    assert body["rows"][0] == {"day": (today - timedelta(days=2)).isoformat(),
+                               "qtype": "other", "rcode": "REFUSED", "queries": 1}
+    assert len(body["rows"]) == 5
+    # An explicit period reaches the older day; CSV has one line per day, type and rcode.
+    since = (today - timedelta(days=40)).isoformat()
+    reply = await c.call("GET", f"{B}/domains/one.fr/stats", token=world.token,
+                         params={"from": since, "to": since, "format": "csv"})
+    assert reply.headers["Content-Type"].startswith("text/csv")
+    assert reply.text.splitlines() == ["day,qtype,rcode,queries", f"{since},A,NOERROR,50"]
+    # A domain not hosted here has a period without queries.
+    reply = await c.call("GET", f"{B}/domains/nozone.com/stats", token=world.token)
+    assert reply.status == 200 and reply.body["total"] == 0 and reply.body["rows"] == []
+    # Bad periods are refused with the reason.
+    for params in ({"from": "2027-02-01", "to": "2027-01-01"}, {"from": "2025-01-01",
+                                                               "to": "2027-01-01"},
+                   {"from": "yesterday"}, {"format": "xml"}):
+        bad = await c.call("GET", f"{B}/domains/one.fr/stats", token=world.token,
+                           params=params)
+        assert bad.status == 400, (params, bad.text)
+    # Rights: a user with a right on one.fr reads it, not two.fr; another client sees
+    # neither; a user with no right at all sees nothing; signing in is required.
+    mine = await c.call("GET", f"{B}/domains/one.fr/stats", token=world.user_token)
+    assert mine.status == 200 and mine.body["total"] == 17
+    for token, domain in ((world.user_token, "two.fr"), (world.other_token, "one.fr"),
+                          (world.other_token, "two.fr")):
+        assert (await c.call("GET", f"{B}/domains/{domain}/stats",
+                             token=token)).status == 404
+    nobody = await seed_user(world.api, world.leader, "carol", "user")
+    assert (await c.call("GET", f"{B}/domains/one.fr/stats",
+                         token=await seed_token(world.api, nobody))).status == 404
+    assert (await c.call("GET", f"{B}/domains/one.fr/stats")).status == 401
+    rival = await c.call("GET", f"{B}/domains/rival.fr/stats", token=world.other_token)
+    assert rival.status == 200 and rival.body["total"] == 0

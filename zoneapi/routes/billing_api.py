@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from billing import invoices, orders, payments, pdf, portfolio, renewals
+from billing import invoices, orders, payments, pdf, portfolio, renewals, stats
 from billing.errors import WebhookRejected
 from billing.provider import SIGNATURE_HEADER
 from storage.models import Account, Right
@@ -188,6 +188,44 @@ async def get_domain(request: web.Request) -> web.Response:
                                      Right.VIEW)
         view = (await portfolio.views(session, rt.config, [domain], today(ctx)))[0]
     return json_response(_domain_json(view))
+
+
+STATS_QUERY = (
+    QueryParam("from", string(10, description="first day, YYYY-MM-DD (default: 29 days "
+                                               "before `to`)")),
+    QueryParam("to", string(10, description="last day, YYYY-MM-DD (default: today, UTC)")),
+    QueryParam("format", string(8, enum=("json", "csv"))),
+)
+
+
+@routes.get("/billing/domains/{domain}/stats", query=STATS_QUERY,
+            summary="Queries answered for the domain, by day, type and rcode (CSV with "
+                    "format=csv)")
+async def domain_stats(request: web.Request) -> web.Response:
+    ctx, principal = request.app[CONTEXT], principal_of(request)
+    fmt = query_text(request, "format") or "json"
+    if fmt not in ("json", "csv"):
+        raise BadRequest("invalid_query", "format must be json or csv")
+    with billing_errors():
+        since, until = stats.period(_date(query_text(request, "from"), "from"),
+                                    _date(query_text(request, "to"), "to"), today(ctx))
+    async with ctx.db.read() as session:
+        domain = await domain_access(session, principal, request.match_info["domain"],
+                                     Right.VIEW)
+        found = await stats.domain_stats(session, domain.name, since, until)
+    if fmt == "csv":
+        return web.Response(
+            text=stats.to_csv(found), content_type="text/csv", charset="utf-8",
+            headers={"Content-Disposition":
+                     f'attachment; filename="{found.domain}-queries.csv"'})
+    return json_response({
+        "domain": found.domain, "from": since.isoformat(), "to": until.isoformat(),
+        "total": found.total,
+        "days": [{"day": d.isoformat(), "queries": n} for d, n in found.per_day()],
+        "by_qtype": found.by_qtype(), "by_rcode": found.by_rcode(),
+        "rows": [{"day": r.day.isoformat(), "qtype": r.qtype, "rcode": r.rcode,
+                  "queries": r.queries} for r in found.rows],
+    })
 
 
 @routes.put("/billing/domains/{domain}/nameservers", body=NAMESERVERS_BODY,

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from billing import invoices, orders, outbox, payments, pdf, portfolio, prices
+from billing import invoices, orders, outbox, payments, pdf, portfolio, prices, stats
 from billing.config import BillingConfig
 from billing.errors import BillingError
 from billing.gateway import WorkQueueGateway
@@ -90,6 +90,13 @@ def register(sub: Any) -> None:
     p.add_argument("name")
     p.add_argument("expires", type=_date)
     p.set_defaults(func=cmd_domain_expiry)
+    p = domain.add_parser("stats", help="queries answered for a domain, by day, type and rcode")
+    p.add_argument("name")
+    p.add_argument("--from", dest="since", type=_date, help="first day (default: 29 days "
+                                                              "before --to)")
+    p.add_argument("--to", dest="until", type=_date, help="last day (default: today, UTC)")
+    p.add_argument("--csv", action="store_true", help="one row per day, type and rcode")
+    p.set_defaults(func=cmd_domain_stats)
 
     order = actions.add_parser("order", help="orders").add_subparsers(
         dest="order_command", required=True, metavar="ACTION")
@@ -314,6 +321,26 @@ def cmd_domain_expiry(args: argparse.Namespace, settings: Settings) -> int:
 
     _run(settings, work)
     print(f"{args.name} expires {args.expires}")
+    return 0
+
+
+def cmd_domain_stats(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(db: Database, config: BillingConfig) -> stats.DomainStats:
+        since, until = stats.period(args.since, args.until, datetime.now(UTC).date())
+        async with db.read() as session:
+            domain = await portfolio.find_domain(session, args.name)
+            return await stats.domain_stats(session, domain.name, since, until)
+
+    found = _run(settings, work)
+    if args.csv:
+        sys.stdout.write(stats.to_csv(found))
+        return 0
+    for day, n in found.per_day():
+        print(f"{day}\t{n}")
+    print(f"{found.domain}: {found.total} queries from {found.since} to {found.until}")
+    for title, totals in (("type", found.by_qtype()), ("rcode", found.by_rcode())):
+        if totals:
+            print(f"by {title}: " + ", ".join(f"{k} {n}" for k, n in totals.items()))
     return 0
 
 
