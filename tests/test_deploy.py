@@ -9,12 +9,14 @@ from __future__ import annotations
 import ast
 import asyncio
 import builtins
+import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
 import tomllib
+import uuid
 from collections.abc import Iterator, Mapping
 from datetime import date
 from pathlib import Path
@@ -418,7 +420,7 @@ def test_knot_secondary_config_checks(tmp_path: Path, zone_list: str) -> None:
                             text=True, timeout=30, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     zones = re.findall(r'domain: "([^"]+)"', (tmp_path / "zones.conf").read_text())
-    assert zones == ["example.com.", "example.net."]
+    assert zones == ["example.com", "example.net"]
 
 
 def test_nsd_secondary_config_checks(tmp_path: Path, zone_list: str) -> None:
@@ -436,8 +438,8 @@ def test_nsd_secondary_config_checks(tmp_path: Path, zone_list: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     zones = subprocess.run([checkconf, "-o", "zones", str(conf)], capture_output=True,
                            text=True, timeout=30, check=True).stdout.split()
-    assert zones == ["example.com.", "example.net."]
-    xfr = subprocess.run([checkconf, "-z", "example.com.", "-o", "request-xfr", str(conf)],
+    assert zones == ["example.com", "example.net"]
+    xfr = subprocess.run([checkconf, "-z", "example.com", "-o", "request-xfr", str(conf)],
                          capture_output=True, text=True, timeout=30, check=True).stdout
     assert xfr.split() == ["192.0.2.10", "transfer-key"]
 
@@ -452,3 +454,124 @@ def test_secondary_keys_match_the_example_tsig_key() -> None:
     nsd = (SECONDARIES / "nsd.conf").read_text()
     for line in (f'name: "{name}"', f"algorithm: {algorithm}", f'secret: "{secret}"'):
         assert line in nsd, f"nsd.conf: {line}"
+
+
+# -- PostgreSQL roles (deploy/postgresql/*.sql), when a server is configured ----
+
+PG_SQL = DEPLOY / "postgresql"
+
+
+def _psql(base: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    psql = shutil.which("psql")
+    assert psql is not None
+    command = [psql, "-X", "-v", "ON_ERROR_STOP=1", "-h", base.host or "127.0.0.1",
+               "-p", str(base.port or 5432), "-U", base.username or "postgres", *args]
+    env = {"PATH": "/usr/bin:/bin", "PGPASSWORD": base.password or ""}
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False,
+                          env=env)
+
+
+@pytest.fixture
+def pg_roles() -> Iterator[dict[str, str]]:
+    """roles.sql run with unique names; the database and roles dropped afterwards."""
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import PG_URL
+
+    if not PG_URL:
+        pytest.skip("needs ZONEHOST_TEST_DATABASE_URL (a PostgreSQL superuser URL)")
+    if shutil.which("psql") is None:
+        pytest.skip("psql is not installed (Debian package: postgresql-client)")
+    base = make_url(PG_URL)
+    tag = uuid.uuid4().hex[:10]
+    names = {role: f"zh_{role}_{tag}" for role in ("db", "owner", "app", "ns", "ro")}
+    variables = [arg for role, name in names.items() for arg in ("-v", f"{role}={name}")]
+    created = _psql(base, "-d", "postgres", *variables, "-f", str(PG_SQL / "roles.sql"))
+    try:
+        assert created.returncode == 0, created.stderr
+        urls = {
+            role: base.set(drivername="postgresql+asyncpg", username=names[role],
+                           database=names["db"]).render_as_string(hide_password=False)
+            for role in ("owner", "app", "ns", "ro")
+        }
+        yield {"db": names["db"], "ns_role": names["ns"], **urls}
+    finally:
+        _psql(base, "-d", "postgres", "-c", f'DROP DATABASE IF EXISTS "{names["db"]}" WITH (FORCE)')
+        for role in ("app", "ns", "ro", "owner"):
+            _psql(base, "-d", "postgres", "-c", f'DROP ROLE IF EXISTS "{names[role]}"')
+
+
+async def _denied(db: Database, statement: str) -> str:
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    with pytest.raises(DBAPIError) as caught:
+        async with db.write() as session:
+            await session.execute(text(statement))
+    return str(caught.value.orig)
+
+
+def test_postgresql_roles_give_each_service_what_it_needs(
+    pg_roles: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import PG_URL
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZONEHOST_")}
+    upgraded = subprocess.run(
+        [sys.executable, "-m", "zonehost", "db", "upgrade"],
+        env={**env, "ZONEHOST_DATABASE_URL": pg_roles["owner"]},
+        capture_output=True, text=True, timeout=180, check=False,
+    )
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert PG_URL is not None
+    granted = _psql(make_url(PG_URL), "-d", pg_roles["db"], "-v", f"ns={pg_roles['ns_role']}",
+                    "-f", str(PG_SQL / "grants.sql"))
+    assert granted.returncode == 0, granted.stderr
+    asyncio.run(_exercise_roles(pg_roles))
+    problems = [r.getMessage() for r in caplog.records if r.levelname in ("WARNING", "ERROR")
+                and r.name.startswith("nameserver")]
+    assert not problems, problems
+
+
+async def _exercise_roles(urls: dict[str, str]) -> None:
+    import dns.asyncquery
+    import dns.message
+
+    from billing.job import run_daily
+    from storage import nsstatus
+    from storage.snapshot import load_zones
+    from tests.conftest import free_port
+    from zonehost.dns_service import start_dns
+
+    app, ns, ro = connect(urls["app"]), connect(urls["ns"]), connect(urls["ro"])
+    try:
+        # app: zones, the billing job, no schema changes.
+        async with app.write() as session:
+            await store.replace_zone(
+                session, masterfile.from_text(ZONE, zone_origin("example.com")), OPERATOR
+            )
+        await run_daily(billing_config(Settings({}, {})), app, date.today())
+        assert "permission denied" in await _denied(app, "CREATE TABLE intruder (i int)")
+        # ns: serves, reports its position, and may not edit zones.
+        port = free_port()
+        settings = Settings({}, {"ZONEHOST_NAMESERVER_INSTANCE": "deploy-test"})
+        service = await start_dns(settings, ns, [("127.0.0.1", port)])
+        try:
+            query = dns.message.make_query("ns1.example.com.", "A")
+            reply = await dns.asyncquery.udp(query, "127.0.0.1", port=port, timeout=5)
+            assert [r.to_text() for rr in reply.answer for r in rr] == ["192.0.2.1"]
+            await service.follower._report_position()  # the write the heartbeat makes
+        finally:
+            await service.close()
+        assert "permission denied" in await _denied(ns, "DELETE FROM zones")
+        # ro: reads everything a nameserver loads, writes nothing.
+        async with ro.read() as session:
+            assert [z.origin for z in await load_zones(session)] == ["example.com."]
+        with pytest.raises(Exception, match="permission denied"):
+            async with ro.write() as session:
+                await nsstatus.report_applied(session, "replica", 1)
+    finally:
+        for db in (app, ns, ro):
+            await db.close()
