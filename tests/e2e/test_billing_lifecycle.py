@@ -1,7 +1,12 @@
 """The lifecycle seen from outside: `zonehost billing run --date` suspends a
 domain at expiry + 5, the real nameserver then answers REFUSED over UDP and
 the real forwarder refuses its aliases with 550; paying the renewal with
-the operator CLI at + 20 brings both back."""
+the operator CLI at + 20 brings both back.
+
+The nameserver and the forwarder are real processes, started side by side;
+the operator's commands run in this process (tests/unit/billing/inprocess.py),
+which spares an interpreter start-up per command and changes nothing the
+servers see: they follow the store, not the CLI."""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import smtplib
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
@@ -21,6 +26,7 @@ import pytest
 from storage import aliases
 from storage.db import Database
 from tests.conftest import REPO_ROOT, free_port
+from tests.unit.billing.inprocess import InProcessCli
 from tests.unit.billing.support import add_domain, host_zone, make_account, set_prices
 
 EXPIRY = date(2027, 3, 31)
@@ -43,15 +49,15 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "zonehost", *args], env=env, cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, f"zonehost {' '.join(args)}: {done.stdout}\n{done.stderr}"
-    return done.stdout
+@pytest.fixture
+def cli(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> InProcessCli:
+    return InProcessCli(cli_env, monkeypatch, capsys)
 
 
 @contextmanager
-def forwarder(env: dict[str, str], tmp: Path) -> Iterator[int]:
+def forwarder(env: dict[str, str], tmp: Path) -> Iterator[Callable[[], int]]:
+    """Start `zonehost mx-forwarder`; yields a call that waits until it listens."""
     from tests.e2e.mx_support import SRS_KEY
 
     port = free_port()
@@ -64,10 +70,14 @@ def forwarder(env: dict[str, str], tmp: Path) -> Iterator[int]:
         [sys.executable, "-m", "zonehost", "mx-forwarder", "--listen", f"127.0.0.1:{port}",
          "--no-delivery"], env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL)
-    try:
+
+    def ready() -> int:
         assert proc.stdout is not None
         assert b"listening" in proc.stdout.readline()
-        yield port
+        return port
+
+    try:
+        yield ready
     finally:
         proc.terminate()
         try:
@@ -102,7 +112,7 @@ def eventually(check: object, want: object, timeout_s: float = 15.0) -> None:
 
 
 async def test_suspension_is_seen_on_dns_and_smtp_and_renewal_brings_it_back(
-    db: Database, cli_env: dict[str, str], tmp_path: Path
+    db: Database, cli_env: dict[str, str], cli: InProcessCli, tmp_path: Path
 ) -> None:
     from tests.e2e.nameserver_process import running_nameserver
 
@@ -116,23 +126,24 @@ async def test_suspension_is_seen_on_dns_and_smtp_and_renewal_brings_it_back(
     def day(offset: int) -> str:
         return (EXPIRY + timedelta(days=offset)).isoformat()
 
-    with running_nameserver(cli_env, "walk.fr.") as ns, forwarder(cli_env, tmp_path) as mx:
-        cli(cli_env, "billing", "run", "--date", day(4))
+    with forwarder(cli_env, tmp_path) as mx_ready, running_nameserver(cli_env, "walk.fr.") as ns:
+        mx = mx_ready()  # both processes started together
+        await cli.ok("billing", "run", "--date", day(4))
         assert dns_rcode(ns, "www.walk.fr.") == dns.rcode.NOERROR
         assert await asyncio.to_thread(rcpt, mx, "info@walk.fr") == 250
 
-        out = cli(cli_env, "billing", "run", "--date", day(5))
+        out = await cli.ok("billing", "run", "--date", day(5))
         assert "suspended\twalk.fr" in out
         await asyncio.to_thread(eventually, lambda: dns_rcode(ns, "www.walk.fr."),
                                 dns.rcode.REFUSED)
         assert await asyncio.to_thread(rcpt, mx, "info@walk.fr") == 550
 
-        order = cli(cli_env, "billing", "order", "create", str(account), "renew:walk.fr",
-                    "--date", day(20)).split()[0]
-        paid = cli(cli_env, "billing", "payment", "record", order, "--method", "transfer",
-                   "--reference", f"VIR {order} ACME", "--date", day(20))
+        order = (await cli.ok("billing", "order", "create", str(account), "renew:walk.fr",
+                              "--date", day(20))).split()[0]
+        paid = await cli.ok("billing", "payment", "record", order, "--method", "transfer",
+                            "--reference", f"VIR {order} ACME", "--date", day(20))
         assert "paid" in paid and "invoice 1" in paid
         await asyncio.to_thread(eventually, lambda: dns_rcode(ns, "www.walk.fr."),
                                 dns.rcode.NOERROR)
         assert await asyncio.to_thread(rcpt, mx, "info@walk.fr") == 250
-        assert "walk.fr" in cli(cli_env, "orders", "list")  # the registry renewal is queued
+        assert "walk.fr" in await cli.ok("orders", "list")  # the registry renewal is queued
