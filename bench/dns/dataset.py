@@ -162,8 +162,9 @@ def generate(
     root: Path,
     customers: int = 1000,
     big_names: int = 100_000,
-    queries: int = 1_000_000,
+    queries: int = 2_000_000,
     seed: int = 53,
+    latency_queries: int = 1_000_000,
     log: Callable[[str], None] = print,
 ) -> Dataset:
     customer_dir = root / "customers"
@@ -190,8 +191,8 @@ def generate(
     files = {}
     for offset, name, count, with_big in (
         (1, "queries-other-zones.txt", max(queries // 4, 1000), False),
-        (2, "queries-latency.txt", queries, True),
-        (3, "queries-profile.txt", max(queries // 2, 1000), True),
+        (2, "queries-latency.txt", min(queries, latency_queries), True),
+        (3, "queries-profile.txt", min(queries, latency_queries), True),
     ):
         files[name] = root / name
         files[name].write_text(

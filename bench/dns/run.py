@@ -150,17 +150,25 @@ def measure(server: Server, data: ds.Dataset, plan: Plan, workdir: Path, row: Ro
     time.sleep(IDLE_S)
     row.idle_cpu = (procs.cpu_seconds(pids) - before) / IDLE_S
     tag = re.sub(r"[^a-z0-9]+", "-", f"{row.name} {row.store} {row.config}".lower()).strip("-")
-    row.saturation = load.run(server.port, data.query_file, plan.seconds, server.pids,
-                              workdir / f"{tag}-saturation.txt")
+    saturation = load.run(server.port, data.query_file, plan.seconds, server.pids,
+                          workdir / f"{tag}-saturation.txt")
+    _check_alive(server, row)
+    row.saturation = saturation
     log(f"  saturation: {row.saturation.qps:,.0f} q/s, {row.saturation.answers_per_cpu_s:,.0f}"
         f" answers/CPU-s, lost {row.saturation.lost}")
-    row.fixed = load.run(server.port, data.latency_file, plan.seconds, server.pids,
-                         workdir / f"{tag}-fixed.txt", qps=plan.rate, verbose=True)
+    fixed = load.run(server.port, data.latency_file, plan.seconds, server.pids,
+                     workdir / f"{tag}-fixed.txt", qps=plan.rate, verbose=True)
+    _check_alive(server, row)
+    row.fixed = fixed
     log(f"  at {plan.rate:,} q/s: p99 {_ms(row.fixed.percentile_ms(99))} ms,"
         f" achieved {row.fixed.qps:,.0f} q/s, lost {row.fixed.lost}")
     row.rss_mib = procs.memory(server.pids()).max_rss_mib
+
+
+def _check_alive(server: Server, row: Row) -> None:
     if not server.alive():
-        raise ServerFailed(f"{row.name} died during the runs:\n{server.log_tail()}")
+        row.idle_cpu = None
+        raise ServerFailed(f"{row.name} exited during the runs: {server.log_tail(3)}")
 
 
 def run_reference(name: str, data: ds.Dataset, plan: Plan, workdir: Path, report: Report,
@@ -229,12 +237,14 @@ def _live(url: str, server: Server, data: ds.Dataset, plan: Plan, workdir: Path,
           figures: StoreFigures, log: Callable[[str], None]) -> None:
     log(f"  {plan.edits} edits of small zones ...")
     figures.edits_small = live.edit_latency(url, server, live.small_zone_targets(data, plan.edits))
+    live.save(figures.edits_small, workdir / f"edits-small-{figures.store}.json")
     log(f"  ... commit->served median {_ms(figures.edits_small.served(50))} ms,"
         f" p99 {_ms(figures.edits_small.served(99))} ms")
     if plan.big_edits:
         log(f"  {plan.big_edits} edits of the big zone ...")
         figures.edits_big = live.edit_latency(
             url, server, live.big_zone_targets(data, plan.big_edits), seed=2)
+        live.save(figures.edits_big, workdir / f"edits-big-{figures.store}.json")
         log(f"  ... commit {_ms(figures.edits_big.commit(50))} ms, commit->served median"
             f" {_ms(figures.edits_big.served(50))} ms, p99 {_ms(figures.edits_big.served(99))} ms")
     log(f"  replacing the big zone under {plan.replace_qps:,} q/s for other zones ...")
@@ -447,7 +457,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--big-edits", type=int, help="big-zone edits per store (default 20)")
     p.add_argument("--customers", type=int, default=1000)
     p.add_argument("--big-names", type=int, default=100_000)
-    p.add_argument("--queries", type=int, default=1_000_000,
+    p.add_argument("--queries", type=int, default=2_000_000,
                    help="lines per query file (long enough that a run does not loop over it)")
     p.add_argument("--nice", type=int, default=-10 if os.geteuid() == 0 else 0,
                    help="niceness for the bench and everything it starts, also of their"

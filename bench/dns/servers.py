@@ -113,12 +113,16 @@ def start_zonehost(dataset: Dataset, workdir: Path, database_url: str, workers: 
     workdir.mkdir(parents=True, exist_ok=True)
     port = procs.free_port()
     argv = [*ZONEHOST, "nameserver", "--listen", f"127.0.0.1:{port}"]
+    env = zonehost_env(database_url)
     if workers > 1:
         argv += ["--workers", str(workers)]
+        # --workers alone does not turn SO_REUSEPORT on (zonehost/config.py reads only the
+        # setting), so the second process fails with EADDRINUSE: set the setting too.
+        env["ZONEHOST_NAMESERVER_WORKERS"] = str(workers)
     return _launch(
         "zonehost", argv, workdir, dataset, port,
         "1 process" if workers == 1 else f"--workers {workers}",
-        env=zonehost_env(database_url), sources=1 if workers == 1 else 8 * workers,
+        env=env, sources=1 if workers == 1 else 8 * workers,
     )
 
 
