@@ -575,3 +575,37 @@ async def _exercise_roles(urls: dict[str, str]) -> None:
     finally:
         for db in (app, ns, ro):
             await db.close()
+
+
+# -- the documents -------------------------------------------------------------
+
+COMMAND = re.compile(
+    r"\bzonehost ((?:db|zone|nameserver|zoneapi|mx-forwarder|mail|account|billing|orders|serve)"
+    r"\b[^|>#`'\"\n]*)"
+)
+
+
+def test_every_zonehost_command_in_deploy_parses() -> None:
+    """Each `zonehost ...` the documents and units show is a command the CLI has."""
+    seen = []
+    for path in sorted(DEPLOY.rglob("*")):
+        if not path.is_file() or path.suffix not in (".md", ".service", ".timer", ".sql", ""):
+            continue
+        text = re.sub(r"(?m)^Description=.*$", "", path.read_text())  # prose, not commands
+        text = text.replace('"$(date -u +%%F)"', date.today().isoformat())
+        for match in COMMAND.finditer(text):
+            argv = shlex.split(match.group(1).replace("\\\n", " "))
+            try:
+                build_parser().parse_args(argv)
+            except SystemExit:
+                pytest.fail(f"{path.relative_to(ROOT)}: `zonehost {match.group(1)}` does not parse")
+            seen.append(argv[0])
+    assert {"db", "zone", "serve", "zoneapi", "nameserver", "mx-forwarder"} <= set(seen)
+
+
+def test_deploy_documents_link_to_files_that_exist() -> None:
+    for doc in DEPLOY.glob("*.md"):
+        for target in re.findall(r"\]\(([^)#:]+)\)", doc.read_text()):
+            assert (doc.parent / target).exists(), f"{doc.name}: broken link {target}"
+        for target in re.findall(r"deploy/[\w./-]+[\w]", doc.read_text()):
+            assert (ROOT / target).exists() or "*" in target, f"{doc.name}: no file {target}"
