@@ -1,22 +1,39 @@
-"""Mail forwarder throughput: messages accepted per second (durably queued,
-250 received) and delivered per second to a local sink, 2 KiB messages,
-20 concurrent senders, on SQLite and (with --pg URL) PostgreSQL; and, when
-Postfix is installed, the same for Postfix as a virtual-alias forwarder.
+#!/usr/bin/env python3
+"""The mail forwarder benchmark: zonehost (SQLite, and PostgreSQL with --pg)
+against Postfix 3.7 as a virtual-alias forwarder, in one run, 2 KiB messages,
+every server and sink on loopback.
 
     python bench/mx_throughput.py [--messages 2000] [--pg postgresql+asyncpg://postgres@127.0.0.1/postgres]
 
-Everything runs on loopback; each server is stopped at the end. The
-forwarder runs as `python -m zonehost mx-forwarder` (a separate process),
-the sink in another process, the senders (smtplib, one connection each,
-many messages per connection) in threads of this one.
+1. Throughput: 20 concurrent senders (smtplib, one connection each, many
+   messages per connection) send `--messages` messages to one alias;
+   accepted/s is messages over the time until the last 250 (durably queued),
+   delivered/s over the time until the sink has them all. The server's CPU
+   time over the run (the forwarder process; for Postfix, the master and
+   every child, living or reaped) gives CPU ms per message.
+2. Latency: a steady `--rate` messages/s (default 100) for `--seconds`;
+   submission (the scheduled send time) to arrival at the sink: p50, p99,
+   max.
+3. SIGKILL under load (zonehost only): 20 senders send without pause; after
+   `--kill-after` seconds the forwarder gets SIGKILL; it is restarted and
+   every message that had its 250 must reach the sink. `--kills` rounds;
+   reports lost (must be 0) and duplicates (at most the deliveries in flight).
+
+zonehost runs as `python -m zonehost mx-forwarder` with its defaults (FULL
+fsync on SQLite, alias cache, 20 delivery workers). Postfix gets its own
+config, queue and data folders in a temporary folder, chroot off, logging
+to a file there. Every process is stopped and the folder and databases
+removed at the end, also on error or Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import os
+import queue as queue_mod
 import shutil
 import signal
 import smtplib
@@ -27,14 +44,25 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
 SENDERS = 20
-BODY = b"Subject: bench\r\nFrom: a@sender.test\r\n\r\n" + (b"y" * 62 + b"\r\n") * 32  # ~2 KiB
+ALIAS = "contact@hosted.test"
+TARGET = "me@dest.test"
+FILLER = (b"y" * 62 + b"\r\n") * 31  # with the header: about 2 KiB
+CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def message(tag: bytes = b"-") -> bytes:
+    return (b"Subject: bench\r\nFrom: a@sender.test\r\nX-Bench: " + tag + b"\r\n\r\n" + FILLER)
 
 
 def free_port() -> int:
@@ -43,19 +71,45 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def sink_main(port: int, counter: Any, ready: Any) -> None:
+def wait_port(port: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.5) as s:
+                if s.recv(100).startswith(b"220"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing answering on port {port}")
+
+
+# -- the sink ---------------------------------------------------------------
+
+
+def sink_main(port: int, counter: Any, ready: Any, records: Any) -> None:
+    """An aiosmtpd sink; counts recipients and, when `records` is set, reports
+    (X-Bench tag, arrival time in monotonic ns) of each message."""
     from aiosmtpd.smtp import SMTP
 
     class Handler:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            now = time.monotonic_ns()
             with counter.get_lock():
                 counter.value += len(envelope.rcpt_tos)
+            if records is not None:
+                data: bytes = envelope.original_content
+                start = data.find(b"X-Bench: ")
+                if start >= 0:
+                    tag = data[start + 9: data.find(b"\r\n", start)]
+                    records.put((tag.decode(), now))
             return "250 OK"
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: SMTP(Handler(), loop=loop, enable_SMTPUTF8=True), "127.0.0.1", port)
+            lambda: SMTP(Handler(), loop=loop, enable_SMTPUTF8=True, decode_data=False),
+            "127.0.0.1", port)
         ready.set()
         async with server:
             await asyncio.Event().wait()
@@ -63,29 +117,215 @@ def sink_main(port: int, counter: Any, ready: Any) -> None:
     asyncio.run(run())
 
 
-def wait_port(port: int, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+class Sink:
+    def __init__(self, record: bool) -> None:
+        self.port = free_port()
+        self.counter = multiprocessing.Value("l", 0)
+        self.records: Any = multiprocessing.Queue() if record else None
+        ready = multiprocessing.Event()
+        self.process = multiprocessing.Process(
+            target=sink_main, args=(self.port, self.counter, ready, self.records), daemon=True)
+        self.process.start()
+        if not ready.wait(30):
+            raise RuntimeError("the sink did not start")
+        self.arrivals: list[tuple[str, int]] = []
+
+    def drain(self) -> list[tuple[str, int]]:
+        while self.records is not None:
+            try:
+                self.arrivals.append(self.records.get_nowait())
+            except queue_mod.Empty:
+                break
+        return self.arrivals
+
+    def wait_count(self, total: int, timeout_s: float = 600) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.counter.value < total:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the sink got {self.counter.value} of {total}")
+            self.drain()
+            time.sleep(0.002)
+        self.drain()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.join(5)
+
+
+# -- servers ----------------------------------------------------------------
+
+
+def proc_cpu_s(pid: int, children: bool = False) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime: reaped children
+    return ticks / CLOCK_TICK
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                found.append(int(entry.name))
+    return found
+
+
+class Server(Protocol):
+    label: str
+    port: int
+
+    def start(self, sink_port: int) -> None: ...
+    def stop(self) -> None: ...
+    def cpu_s(self) -> float: ...
+
+
+class Zonehost:
+    def __init__(self, label: str, url: str, workdir: Path, **settings: str) -> None:
+        self.label = label
+        self.url = url
+        self.workdir = workdir
+        self.settings = settings
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = free_port()
+
+    def start(self, sink_port: int) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ZONEHOST_")}
+        env.update({
+            "ZONEHOST_DATABASE_URL": self.url,
+            "ZONEHOST_MX_FORWARDER_SRS_KEYS": "bench-key",
+            "ZONEHOST_MX_FORWARDER_HOSTNAME": "mx.bench.test",
+            "ZONEHOST_MX_FORWARDER_TRANSPORT": f"dest.test=127.0.0.1:{sink_port}",
+            "ZONEHOST_MX_FORWARDER_RESOLVER": "127.0.0.1:9",
+            "ZONEHOST_MX_FORWARDER_AUTH_RESULTS": "false",  # no DNS here; Postfix checks none
+            "ZONEHOST_MX_FORWARDER_MAX_MESSAGES_PER_CLIENT_PER_MINUTE": "10000000",
+            "ZONEHOST_MX_FORWARDER_MAX_CONNECTIONS_PER_CLIENT": "1000",
+        })
+        env.update({f"ZONEHOST_MX_FORWARDER_{k.upper()}": v for k, v in self.settings.items()})
+        log = open(self.workdir / f"zonehost-{self.port}.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "zonehost", "mx-forwarder", "--listen",
+             f"127.0.0.1:{self.port}"],
+            env=env, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=log)
+        log.close()
+        wait_port(self.port)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
         try:
-            with socket.create_connection(("127.0.0.1", port), 0.5) as s:
-                s.recv(100)
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listening on {port}")
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.proc = None
+
+    def cpu_s(self) -> float:
+        return 0.0 if self.proc is None else proc_cpu_s(self.proc.pid)
 
 
-def send_all(port: int, total: int, rcpt: str) -> float:
-    """Send `total` messages from SENDERS threads; seconds until the last 250."""
+class Postfix:
+    """Postfix 3.7 as a virtual-alias forwarder to the sink, on its own folders."""
+
+    label = "Postfix 3.7"
+
+    def __init__(self, workdir: Path) -> None:
+        self.dir = workdir / f"postfix-{uuid.uuid4().hex[:6]}"
+        self.conf = self.dir / "conf"
+        self.port = free_port()
+        self.running = False
+
+    def start(self, sink_port: int) -> None:
+        for sub in ("conf", "queue", "data"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        shutil.chown(self.dir / "data", "postfix")
+        lines = []
+        for line in Path("/etc/postfix/master.cf").read_text().splitlines(keepends=True):
+            f = line.split()
+            if line[:1] not in "# \t\n" and len(f) >= 8:
+                if f[0] == "smtp" and f[1] == "inet":
+                    line = f"127.0.0.1:{self.port} inet n - n - - smtpd\n"
+                elif f[4] == "y":  # no chroot: it would need copies of /etc files
+                    f[4] = "n"
+                    line = "  ".join(f) + "\n"
+            lines.append(line)
+        (self.conf / "master.cf").write_text("".join(lines))
+        (self.conf / "virtual").write_text(f"{ALIAS} {TARGET}\n")
+        (self.conf / "transport").write_text(f"dest.test smtp:[127.0.0.1]:{sink_port}\n")
+        (self.conf / "main.cf").write_text(
+            f"queue_directory = {self.dir}/queue\ndata_directory = {self.dir}/data\n"
+            "mail_owner = postfix\nsetgid_group = postdrop\ncompatibility_level = 3.6\n"
+            "myhostname = mx.bench.test\nmydestination =\ninet_interfaces = loopback-only\n"
+            "inet_protocols = ipv4\nvirtual_alias_domains = hosted.test\n"
+            f"virtual_alias_maps = texthash:{self.conf}/virtual\n"
+            f"transport_maps = texthash:{self.conf}/transport\nmynetworks = 127.0.0.0/8\n"
+            "smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\n"
+            "default_process_limit = 100\nsmtp_tls_security_level = may\n"
+            "smtpd_client_connection_rate_limit = 0\nalias_maps =\nalias_database =\n"
+            # the log must live under maillog_file_prefixes (default /var, /dev/stdout):
+            # anything else makes every postfix command exit 1 without a word
+            f"maillog_file_prefixes = {self.dir}\nmaillog_file = {self.dir}/maillog\n")
+        check = subprocess.run(["postfix", "-c", str(self.conf), "check"],
+                               capture_output=True, text=True, timeout=60, check=False)
+        if check.returncode != 0:
+            raise RuntimeError(f"postfix check failed: {check.stderr or check.stdout}")
+        started = subprocess.run(["postfix", "-c", str(self.conf), "start"],
+                                 capture_output=True, text=True, timeout=60, check=False)
+        if started.returncode != 0:
+            log = (self.dir / "maillog").read_text()[-2000:] if (self.dir / "maillog").exists() else ""
+            raise RuntimeError(f"postfix start failed: {started.stderr}{started.stdout}{log}")
+        self.running = True
+        wait_port(self.port)
+
+    def master_pid(self) -> int | None:
+        try:
+            return int((self.dir / "queue" / "pid" / "master.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def cpu_s(self) -> float:
+        pid = self.master_pid()
+        if pid is None:
+            return 0.0
+        return proc_cpu_s(pid, children=True) + sum(proc_cpu_s(c) for c in children_of(pid))
+
+    def stop(self) -> None:
+        if self.running:
+            subprocess.run(["postfix", "-c", str(self.conf), "stop"], check=False,
+                           capture_output=True, timeout=60)
+            self.running = False
+
+
+# -- load -------------------------------------------------------------------
+
+
+def send_burst(port: int, total: int) -> float:
+    """`total` messages from SENDERS threads; seconds until the last 250."""
     per = [total // SENDERS + (1 if i < total % SENDERS else 0) for i in range(SENDERS)]
     errors: list[BaseException] = []
+    body = message()
 
     def worker(n: int) -> None:
         try:
-            with smtplib.SMTP("127.0.0.1", port, timeout=60) as c:
+            with smtplib.SMTP("127.0.0.1", port, timeout=120) as c:
                 c.ehlo("bench.test")
                 for _ in range(n):
-                    c.sendmail("alice@sender.test", [rcpt], BODY)
+                    c.sendmail("alice@sender.test", [ALIAS], body)
         except BaseException as exc:  # noqa: BLE001  (reported below)
             errors.append(exc)
 
@@ -100,47 +340,190 @@ def send_all(port: int, total: int, rcpt: str) -> float:
     return time.perf_counter() - start
 
 
-def wait_count(counter: Any, total: int, timeout_s: float = 600) -> None:
-    deadline = time.monotonic() + timeout_s
-    while counter.value < total:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"only {counter.value}/{total} delivered")
-        time.sleep(0.005)
+def send_steady(port: int, rate: float, seconds: float,
+                threads: int = 10) -> tuple[dict[str, int], dict[str, int]]:
+    """Message i is due at start + i/rate, sent from one of `threads` connections;
+    (tag -> due time, tag -> time the client actually began the transaction), in ns."""
+    total = int(rate * seconds)
+    start = time.monotonic_ns() + 200_000_000
+    scheduled: dict[str, int] = {}
+    began: dict[str, int] = {}
+    errors: list[BaseException] = []
+
+    def worker(k: int) -> None:
+        try:
+            with smtplib.SMTP("127.0.0.1", port, timeout=60) as c:
+                c.ehlo("bench.test")
+                for i in range(k, total, threads):
+                    at = start + int(i * 1e9 / rate)
+                    delay = (at - time.monotonic_ns()) / 1e9
+                    if delay > 0:
+                        time.sleep(delay)
+                    tag = f"s{i}"
+                    scheduled[tag] = at
+                    began[tag] = time.monotonic_ns()
+                    c.sendmail("alice@sender.test", [ALIAS], message(tag.encode()))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    workers = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    if errors:
+        raise RuntimeError(f"{len(errors)} senders failed: {errors[0]!r}")
+    return scheduled, began
 
 
-def run_one(label: str, start_server: Any, total: int, rcpt: str) -> dict[str, float]:
-    counter = multiprocessing.Value("l", 0)
-    ready = multiprocessing.Event()
-    sink_port = free_port()
-    sink = multiprocessing.Process(target=sink_main, args=(sink_port, counter, ready),
-                                   daemon=True)
-    sink.start()
-    ready.wait(30)
-    stop = start_server(sink_port)
+def send_until_stopped(port: int, stop: threading.Event, prefix: str) -> set[str]:
+    """SENDERS threads send unique tags until `stop` or an error; the tags that got a 250."""
+    acked: set[str] = set()
+    lock = threading.Lock()
+
+    def worker(k: int) -> None:
+        n = 0
+        try:
+            with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+                c.ehlo("bench.test")
+                while not stop.is_set():
+                    tag = f"{prefix}-{k}-{n}"
+                    n += 1
+                    c.sendmail("alice@sender.test", [ALIAS], message(tag.encode()))
+                    with lock:
+                        acked.add(tag)
+        except (smtplib.SMTPException, OSError):
+            pass  # the server was killed under us: that message was not acknowledged
+
+    workers = [threading.Thread(target=worker, args=(k,)) for k in range(SENDERS)]
+    for t in workers:
+        t.start()
+    stop.wait()
+    for t in workers:
+        t.join(60)
+    return acked
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
+
+
+# -- runs -------------------------------------------------------------------
+
+
+@dataclass
+class Throughput:
+    accepted_per_s: float
+    delivered_per_s: float
+    cpu_ms_per_message: float
+
+
+def run_throughput(server: Server, total: int) -> Throughput:
+    sink = Sink(record=False)
     try:
-        port = stop.port
-        wait_port(port)
+        server.start(sink.port)
+        send_burst(server.port, min(100, total))  # warm up: imports, caches, connections
+        sink.wait_count(min(100, total))
+        sink.counter.value = 0
+        cpu0 = server.cpu_s()
         start = time.perf_counter()
-        accept_s = send_all(port, total, rcpt)
-        wait_count(counter, total)
+        accept_s = send_burst(server.port, total)
+        sink.wait_count(total)
         deliver_s = time.perf_counter() - start
+        cpu = server.cpu_s() - cpu0
     finally:
-        stop()
-        sink.terminate()
-        sink.join(5)
-    result = {"accepted_per_s": total / accept_s, "delivered_per_s": total / deliver_s}
-    print(f"{label:<28} accepted {result['accepted_per_s']:8.0f}/s   "
-          f"delivered {result['delivered_per_s']:8.0f}/s   ({total} messages)", flush=True)
+        server.stop()
+        sink.stop()
+    result = Throughput(total / accept_s, total / deliver_s, 1000 * cpu / total)
+    print(f"{server.label:<24} accepted {result.accepted_per_s:7.0f}/s   delivered "
+          f"{result.delivered_per_s:7.0f}/s   CPU {result.cpu_ms_per_message:5.2f} ms/message"
+          f"   ({total} messages, load {os.getloadavg()[0]:.1f})", flush=True)
     return result
 
 
-class Stopper:
-    def __init__(self, port: int, stop: Any) -> None:
-        self.port = port
-        self._stop = stop
+@dataclass
+class Latency:
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    late_p99_ms: float  # how late the client itself began (a loaded machine shows here)
 
-    def __call__(self) -> None:
-        self._stop()
+
+def run_latency(server: Server, rate: float, seconds: float) -> Latency:
+    sink = Sink(record=True)
+    try:
+        server.start(sink.port)
+        send_burst(server.port, 50)
+        sink.wait_count(50)
+        scheduled, began = send_steady(server.port, rate, seconds)
+        sink.wait_count(50 + len(scheduled), timeout_s=120)
+        deadline = time.monotonic() + 10  # the sink's reports trail its counter a little
+        while not scheduled.keys() <= {tag for tag, _ in sink.drain()}:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the sink did not report every arrival")
+            time.sleep(0.05)
+    finally:
+        server.stop()
+        sink.stop()
+    arrived = {tag: t for tag, t in sink.arrivals if tag in scheduled}
+    delays = [(arrived[tag] - at) / 1e6 for tag, at in scheduled.items()]
+    late = [(began[tag] - at) / 1e6 for tag, at in scheduled.items()]
+    result = Latency(percentile(delays, 50), percentile(delays, 99), max(delays),
+                     percentile(late, 99))
+    print(f"{server.label:<24} {rate:.0f} messages/s for {seconds:.0f} s: submission to arrival "
+          f"p50 {result.p50_ms:.1f} ms   p99 {result.p99_ms:.1f} ms   max {result.max_ms:.1f} ms"
+          f"   (client late p99 {result.late_p99_ms:.1f} ms)", flush=True)
+    return result
+
+
+@dataclass
+class Crash:
+    acked: int
+    lost: int
+    duplicates: int
+
+
+def run_kills(server: Zonehost, rounds: int, kill_after_s: float) -> Crash:
+    sink = Sink(record=True)
+    acked: set[str] = set()
+    try:
+        for r in range(rounds):
+            server.start(sink.port)
+            stop = threading.Event()
+            result: list[set[str]] = []
+
+            def load(stop: threading.Event = stop, result: list[set[str]] = result,
+                     prefix: str = f"k{r}") -> None:
+                result.append(send_until_stopped(server.port, stop, prefix))
+
+            loader = threading.Thread(target=load)
+            loader.start()
+            time.sleep(kill_after_s)
+            server.kill9()  # mid-load: 250s sent, deliveries in flight
+            stop.set()
+            loader.join(120)
+            acked |= result[0]
+        server.start(sink.port)  # the last restart delivers what is left
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            seen = {tag for tag, _ in sink.drain()}
+            if acked <= seen:
+                break
+            time.sleep(0.2)
+        time.sleep(1.0)  # any late duplicate
+    finally:
+        server.stop()
+        sink.stop()
+    counts = Counter(tag for tag, _ in sink.drain())
+    crash = Crash(len(acked), len(acked - set(counts)),
+                  sum(n - 1 for n in counts.values() if n > 1))
+    print(f"{server.label:<24} SIGKILL under load x{rounds}: {crash.acked} messages acknowledged, "
+          f"{crash.lost} lost, {crash.duplicates} delivered twice", flush=True)
+    return crash
+
+
+# -- the store --------------------------------------------------------------
 
 
 def prepare_store(url: str) -> None:
@@ -157,138 +540,89 @@ def prepare_store(url: str) -> None:
                 session.add(Zone(name="hosted.test.", serial=1, soa_mname="ns1.hosted.test.",
                                  soa_rname="hostmaster.hosted.test."))
             async with db.write() as session:
-                await aliases.add_alias(session, "contact@hosted.test", ["me@dest.test"],
-                                        verified=True)
+                await aliases.add_alias(session, ALIAS, [TARGET], verified=True)
         finally:
             await db.close()
 
     asyncio.run(run())
 
 
-def zonehost_server(url: str, workdir: Path) -> Any:
-    def start(sink_port: int) -> Stopper:
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ZONEHOST_")}
-        env.update({
-            "ZONEHOST_DATABASE_URL": url,
-            "ZONEHOST_MX_FORWARDER_SRS_KEYS": "bench-key",
-            "ZONEHOST_MX_FORWARDER_HOSTNAME": "mx.bench.test",
-            "ZONEHOST_MX_FORWARDER_TRANSPORT": f"dest.test=127.0.0.1:{sink_port}",
-            "ZONEHOST_MX_FORWARDER_RESOLVER": "127.0.0.1:9",
-            "ZONEHOST_MX_FORWARDER_AUTH_RESULTS": "false",
-            "ZONEHOST_MX_FORWARDER_POLL_INTERVAL": "0.2",
-            "ZONEHOST_MX_FORWARDER_MAX_MESSAGES_PER_CLIENT_PER_MINUTE": "10000000",
-            "ZONEHOST_MX_FORWARDER_MAX_CONNECTIONS_PER_CLIENT": "1000",
-        })
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "zonehost", "mx-forwarder", "--listen", f"127.0.0.1:{port}"],
-            env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+@contextlib.contextmanager
+def pg_database(base_url: str) -> Iterator[str]:
+    import asyncpg
+    from sqlalchemy.engine import make_url
 
-        def stop() -> None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+    base = make_url(base_url)
+    name = f"mxbench_{uuid.uuid4().hex[:8]}"
+    admin_url = base.set(drivername="postgresql", database="postgres")
 
-        return Stopper(port, stop)
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(admin_url.render_as_string(False))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
 
-    return start
-
-
-def postfix_server(workdir: Path) -> Any:
-    """Postfix as a virtual-alias forwarder, its own config and queue folders."""
-
-    def start(sink_port: int) -> Stopper:
-        port = free_port()
-        conf = workdir / "postfix"
-        queue = workdir / "postfix-queue"
-        data = workdir / "postfix-data"
-        for d in (conf, queue, data):
-            d.mkdir(parents=True, exist_ok=True)
-        shutil.copy("/etc/postfix/master.cf", conf / "master.cf")
-        master = (conf / "master.cf").read_text().replace(
-            "smtp      inet  n       -       y       -       -       smtpd",
-            f"127.0.0.1:{port} inet n - n - - smtpd")
-        (conf / "master.cf").write_text(master)
-        (conf / "virtual").write_text("contact@hosted.test me@dest.test\n")
-        (conf / "transport").write_text(f"dest.test smtp:[127.0.0.1]:{sink_port}\n")
-        (conf / "main.cf").write_text(
-            f"queue_directory = {queue}\ndata_directory = {data}\n"
-            "compatibility_level = 3.6\nmyhostname = mx.bench.test\nmydestination =\n"
-            "inet_interfaces = loopback-only\ninet_protocols = ipv4\n"
-            f"virtual_alias_domains = hosted.test\nvirtual_alias_maps = texthash:{conf}/virtual\n"
-            f"transport_maps = texthash:{conf}/transport\nmynetworks = 127.0.0.0/8\n"
-            "smtpd_recipient_restrictions = permit_mynetworks, reject\n"
-            "default_process_limit = 100\nsmtp_tls_security_level = may\n"
-            "maillog_file = /dev/null\n"
-            "smtpd_client_connection_rate_limit = 0\n"
-            f"alias_maps =\nalias_database =\n")
-        env = dict(os.environ, MAIL_CONFIG=str(conf))
-        subprocess.run(["postfix", "-c", str(conf), "check"], env=env, check=False,
-                       capture_output=True)
-        subprocess.run(["postfix", "-c", str(conf), "start"], env=env, check=True,
-                       capture_output=True, timeout=60)
-
-        def stop() -> None:
-            subprocess.run(["postfix", "-c", str(conf), "stop"], env=env, check=False,
-                           capture_output=True, timeout=60)
-
-        return Stopper(port, stop)
-
-    return start
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(False)
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--pg", help="PostgreSQL server URL (a scratch database is created)")
     parser.add_argument("--no-postfix", action="store_true")
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--kills", type=int, default=3)
+    parser.add_argument("--kill-after", type=float, default=1.5)
+    parser.add_argument("--skip", default="", help="comma list of: throughput,latency,kill")
     args = parser.parse_args()
-    results: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory(prefix="mxbench-") as tmp:
+    skip = set(filter(None, args.skip.split(",")))
+    with tempfile.TemporaryDirectory(prefix="mxbench-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
+        work.chmod(0o755)  # Postfix's daemons run as user postfix
+        servers: list[Callable[[], Server]] = []
         sqlite_url = f"sqlite+aiosqlite:///{work / 'bench.sqlite3'}"
         prepare_store(sqlite_url)
-        results["zonehost sqlite"] = run_one("zonehost (SQLite)", zonehost_server(sqlite_url, work),
-                                             args.messages, "contact@hosted.test")
+        servers.append(lambda: Zonehost("zonehost (SQLite)", sqlite_url, work))
+        pg_url = None
         if args.pg:
-            import asyncpg
-            from sqlalchemy.engine import make_url
-
-            base = make_url(args.pg)
-            name = f"mxbench_{uuid.uuid4().hex[:8]}"
-            admin_url = base.set(drivername="postgresql", database="postgres")
-
-            async def admin(sql: str) -> None:
-                conn = await asyncpg.connect(admin_url.render_as_string(False))
-                try:
-                    await conn.execute(sql)
-                finally:
-                    await conn.close()
-
-            asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-            pg_url = base.set(database=name).render_as_string(False)
-            try:
-                prepare_store(pg_url)
-                results["zonehost postgresql"] = run_one(
-                    "zonehost (PostgreSQL)", zonehost_server(pg_url, work), args.messages,
-                    "contact@hosted.test")
-            finally:
-                asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        if not args.no_postfix and shutil.which("postfix"):
-            results["postfix"] = run_one("Postfix (virtual alias)", postfix_server(work),
-                                         args.messages, "contact@hosted.test")
-            for key in ("zonehost sqlite", "zonehost postgresql"):
-                if key in results:
-                    r, p = results[key], results["postfix"]
-                    print(f"{key} / postfix: accepted {r['accepted_per_s'] / p['accepted_per_s']:.2f}x"
-                          f"   delivered {r['delivered_per_s'] / p['delivered_per_s']:.2f}x")
-        elif not args.no_postfix:
-            print("postfix not installed: no comparison (apt-get install postfix)")
+            pg_url = stack.enter_context(pg_database(args.pg))
+            prepare_store(pg_url)
+            servers.append(lambda: Zonehost("zonehost (PostgreSQL)", pg_url, work))
+        if not args.no_postfix:
+            if shutil.which("postfix") is None:
+                print("postfix is not installed (apt-get install postfix): no comparison")
+            else:
+                servers.append(lambda: Postfix(work))
+        print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}", flush=True)
+        throughput: dict[str, Throughput] = {}
+        if "throughput" not in skip:
+            for make in servers:
+                server = make()
+                throughput[server.label] = run_throughput(server, args.messages)
+            base = throughput.get(Postfix.label)
+            for label, r in throughput.items():
+                if base is not None and label != Postfix.label:
+                    print(f"{label} / Postfix: accepted {r.accepted_per_s / base.accepted_per_s:.2f}x"
+                          f"   delivered {r.delivered_per_s / base.delivered_per_s:.2f}x"
+                          f"   CPU per message {r.cpu_ms_per_message / base.cpu_ms_per_message:.2f}x",
+                          flush=True)
+        if "latency" not in skip:
+            for make in servers:
+                run_latency(make(), args.rate, args.seconds)
+        if "kill" not in skip and args.kills > 0:
+            for make in servers[: 2 if args.pg else 1]:
+                server = make()
+                assert isinstance(server, Zonehost)
+                run_kills(server, args.kills, args.kill_after)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())

@@ -47,6 +47,11 @@ class ForwarderConfig:
     retry_max_s: float = 4000.0
     max_queue_age_s: float = 5 * 86400.0
     poll_interval_s: float = 1.0
+    # Names this process's leases in the shared queue. A restarted process with
+    # the same name takes back at once what its killed predecessor had leased
+    # (instead of waiting lease_s). Default: hostname and SMTP address; give
+    # several delivery-only workers on one host names of their own.
+    instance: str | None = None
     # storage
     spool_dir: str | None = None  # messages over spool_threshold_bytes go to files here
     spool_threshold_bytes: int = 256 * 1024

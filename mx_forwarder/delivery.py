@@ -30,7 +30,17 @@ import dns.resolver
 
 from mx_forwarder import metrics, notices
 from mx_forwarder.config import ForwarderConfig
-from mx_forwarder.queue import Claimed, Outcome, claim, finish, insert_messages, release, stats
+from mx_forwarder.queue import (
+    Claimed,
+    Outcome,
+    claim_due,
+    claim_ids,
+    insert_messages,
+    record_outcomes,
+    release,
+    stats,
+)
+from mx_forwarder.spool import Spool
 from storage import aliases
 from storage.db import Database
 from storage.models.mail import DeliveryState, MessageKind
@@ -76,6 +86,7 @@ class MxResolver:
             self._resolver.nameservers = [resolver[0]]
             self._resolver.port = resolver[1]
         self._resolver.lifetime = timeout_s
+        self._resolver.cache = dns.resolver.LRUCache(4096)  # answers kept for their TTL
 
     async def route(self, domain: str) -> list[tuple[str, str, int]]:
         domain = domain.lower().rstrip(".")
@@ -132,12 +143,75 @@ def _status_of(code: int, message: str) -> str:
     return f"{str(code)[0]}.0.0"
 
 
-class Sender:
-    """One SMTP transaction per delivery."""
+@dataclass(slots=True)
+class _Connection:
+    client: aiosmtplib.SMTP
+    uses: int = 0
+    idle_since: float = 0.0
 
-    def __init__(self, config: ForwarderConfig, mx: MxResolver) -> None:
+
+class ConnectionCache:
+    """Idle SMTP connections per destination address, reused for the next
+    messages (like Postfix's connection cache): connect, EHLO, STARTTLS and
+    QUIT are paid once per `max_uses` messages instead of once per message."""
+
+    def __init__(self, idle_s: float = 2.0, max_uses: int = 100, per_destination: int = 20) -> None:
+        self.idle_s = idle_s
+        self.max_uses = max_uses
+        self.per_destination = per_destination
+        self._idle: dict[tuple[str, int], list[_Connection]] = {}
+
+    def take(self, key: tuple[str, int]) -> _Connection | None:
+        pool = self._idle.get(key)
+        now = time.monotonic()
+        while pool:
+            conn = pool.pop()
+            if conn.client.is_connected and now - conn.idle_since < self.idle_s:
+                return conn
+            conn.client.close()
+        return None
+
+    def give(self, key: tuple[str, int], conn: _Connection) -> bool:
+        """Keep `conn` for reuse; False (the caller closes it) when it has served enough."""
+        pool = self._idle.setdefault(key, [])
+        if (conn.uses >= self.max_uses or len(pool) >= self.per_destination
+                or not conn.client.is_connected):
+            return False
+        conn.idle_since = time.monotonic()
+        pool.append(conn)
+        return True
+
+    async def reap(self, everything: bool = False) -> None:
+        """QUIT the connections idle for too long (or all of them)."""
+        now = time.monotonic()
+        old: list[_Connection] = []
+        for key, pool in list(self._idle.items()):
+            keep = [c for c in pool if not everything and now - c.idle_since < self.idle_s]
+            old += [c for c in pool if c not in keep]
+            if keep:
+                self._idle[key] = keep
+            else:
+                del self._idle[key]
+        for conn in old:
+            await _quit(conn.client)
+
+
+async def _quit(client: aiosmtplib.SMTP) -> None:
+    try:
+        if client.is_connected:
+            await asyncio.wait_for(client.quit(), 5)
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        client.close()
+
+
+class Sender:
+    """One SMTP transaction per delivery, over a cached connection when there is one."""
+
+    def __init__(self, config: ForwarderConfig, mx: MxResolver,
+                 connections: ConnectionCache | None = None) -> None:
         self._config = config
         self._mx = mx
+        self.connections = connections or ConnectionCache()
 
     async def send(self, claimed: Claimed) -> Attempt:
         domain = claimed.target.rpartition("@")[2]
@@ -148,7 +222,7 @@ class Sender:
             return Attempt(verdict, str(exc), exc.status)
         data = claimed.data
         if claimed.kind is MessageKind.FORWARD:
-            data = f"Delivered-To: {claimed.recipient}\r\n".encode() + data
+            data = b"Delivered-To: " + claimed.recipient.encode() + b"\r\n" + data
         last = Attempt(Verdict.TEMPORARY, "no MX host answered", "4.4.1")
         for host, address, port in routes:
             last = await self._send_to(host, address, port, claimed, data)
@@ -158,37 +232,68 @@ class Sender:
 
     async def _send_to(self, host: str, address: str, port: int, claimed: Claimed,
                        data: bytes) -> Attempt:
-        remote = f"{host} [{address}]:{port}"
+        key = (address, port)
+        conn = self.connections.take(key)
+        if conn is not None:
+            try:
+                return await self._transaction(host, address, port, conn, claimed, data)
+            except aiosmtplib.SMTPServerDisconnected:
+                conn.client.close()  # it timed out on the other side: one more go, fresh
         client = aiosmtplib.SMTP(
             hostname=address, port=port, local_hostname=self._config.hostname,
             timeout=self._config.connect_timeout_s, start_tls=None, validate_certs=False,
         )
-        options = []
         try:
             await client.connect()
-            if not data.isascii() and client.supports_extension("8bitmime"):
-                options.append("BODY=8BITMIME")
-            if (not (claimed.envelope_sender + claimed.target).isascii()
-                    and client.supports_extension("smtputf8")):
-                options.append("SMTPUTF8")
+            return await self._transaction(host, address, port, _Connection(client), claimed,
+                                           data)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            client.close()
+            remote = f"{host} [{address}]:{port}"
+            return Attempt(Verdict.TEMPORARY, f"{remote}: {exc}", "4.4.1", remote)
+
+    async def _transaction(self, host: str, address: str, port: int, conn: _Connection,
+                           claimed: Claimed, data: bytes) -> Attempt:
+        """MAIL, RCPT, DATA; the connection is cached again after a success.
+
+        Raises SMTPServerDisconnected for a cached connection found dead
+        before anything was accepted, so the caller can retry at once."""
+        remote = f"{host} [{address}]:{port}"
+        client = conn.client
+        options = []
+        if not data.isascii() and client.supports_extension("8bitmime"):
+            options.append("BODY=8BITMIME")
+        if (not (claimed.envelope_sender + claimed.target).isascii()
+                and client.supports_extension("smtputf8")):
+            options.append("SMTPUTF8")
+        reused = conn.uses > 0
+        try:
             await client.sendmail(claimed.envelope_sender, [claimed.target], data,
                                   mail_options=options, timeout=self._config.delivery_timeout_s)
+        except aiosmtplib.SMTPServerDisconnected:
+            if reused:
+                raise
+            await _quit(client)
+            return Attempt(Verdict.TEMPORARY, f"{remote}: connection lost", "4.4.2", remote)
         except aiosmtplib.SMTPRecipientsRefused as exc:
+            await _quit(client)
             refused = exc.recipients[0] if exc.recipients else None
             code = refused.code if refused is not None else 450
             text = refused.message if refused is not None else str(exc)
             return self._reply(code, text, remote)
         except aiosmtplib.SMTPResponseException as exc:
+            await _quit(client)
             return self._reply(exc.code, exc.message, remote)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            await _quit(client)
             return Attempt(Verdict.TEMPORARY, f"{remote}: {exc}", "4.4.1", remote)
-        finally:
-            try:
-                if client.is_connected:
-                    await asyncio.wait_for(client.quit(), 5)
-            except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                client.close()
+        conn.uses += 1
+        if not self.connections.give((address, port), conn):
+            await _quit(client)
         return Attempt(Verdict.DELIVERED, f"{remote}: delivered", "2.0.0", remote)
+
+    async def close(self) -> None:
+        await self.connections.reap(everything=True)
 
     @staticmethod
     def _reply(code: int, text: str, remote: str) -> Attempt:
@@ -198,77 +303,131 @@ class Sender:
         return Attempt(Verdict.TEMPORARY, detail, _status_of(code, text), remote)
 
 
+def worker_name(config: ForwarderConfig) -> str:
+    """Stable across restarts unless the SMTP port is picked by the system (port 0)."""
+    host, port = config.listen
+    instance = config.instance or (f"{host}:{port}" if port else uuid.uuid4().hex[:12])
+    return f"{config.hostname[:40]}/{instance}"[:64]
+
+
 class DeliveryService:
-    """Claims, sends and records, `delivery_concurrency` at a time."""
+    """Sends `delivery_concurrency` deliveries at a time; one bookkeeping loop
+    records their outcomes and leases the next ones, in one transaction per
+    round.
+
+    Deliveries the local QueueWriter has just committed are handed over in
+    memory (`offer`) and leased by id, without reading them back; the store
+    is polled every `poll_interval_s` (or at once after `wake`) for the rest:
+    retries, notices, other hosts' leftovers, and what was queued before a
+    crash. Bookkeeping runs at synchronous=NORMAL on SQLite: a lost power
+    could repeat a delivery, never lose one (the queue write is FULL).
+    """
+
+    MAX_FRESH = 10_000  # beyond this, new deliveries wait in the store for a poll
 
     def __init__(self, config: ForwarderConfig, db: Database, sender: Sender,
-                 queue_db: Database | None = None) -> None:
+                 gate: asyncio.Lock | None = None) -> None:
         self.config = config
         self.db = db
-        self.queue_db = queue_db or db
         self.sender = sender
-        self.worker_id = f"{config.hostname[:40]}-{uuid.uuid4().hex[:12]}"
+        self.gate = gate or asyncio.Lock()
+        self.worker_id = worker_name(config)
         self._wake = asyncio.Event()
+        self._poll_soon = True  # leftovers of an earlier run first
+        self._fresh: list[Claimed] = []
         self._results: list[Outcome] = []
-        self._results_ready = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
 
     def wake(self) -> None:
+        """Something is due in the store (a notice was queued, an operator asked)."""
+        self._poll_soon = True
+        self._wake.set()
+
+    def offer(self, fresh: list[Claimed]) -> None:
+        """Deliveries just committed by this process's QueueWriter."""
+        room = self.MAX_FRESH - len(self._fresh)
+        self._fresh.extend(fresh[:max(0, room)])
         self._wake.set()
 
     def start(self) -> None:
         self._tasks = [
-            asyncio.create_task(self._claim_loop(), name="mx-claim"),
-            asyncio.create_task(self._finish_loop(), name="mx-finish"),
+            asyncio.create_task(self._bookkeeping_loop(), name="mx-delivery"),
             asyncio.create_task(self._housekeeping_loop(), name="mx-housekeeping"),
         ]
 
     async def close(self) -> None:
         self._stopping = True
         self._wake.set()
-        for task in self._tasks[::2]:  # claim and housekeeping stop at once
-            task.cancel()
+        self._tasks[1].cancel()
         if self._inflight:
             await asyncio.wait(self._inflight, timeout=10)
         for task in self._inflight:
             task.cancel()
-        self._results_ready.set()
+        self._wake.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._flush_results()
+        await self.sender.close()
         try:
-            await release(self.queue_db, self.worker_id)
+            async with self.gate:
+                await release(self.db, self.worker_id)
         except Exception as exc:  # noqa: BLE001  (the lease runs out by itself anyway)
             log.warning("could not release leases: %s", exc)
 
-    async def _claim_loop(self) -> None:
+    async def _bookkeeping_loop(self) -> None:
         limit = max(1, self.config.delivery_concurrency)
-        while not self._stopping:
-            free = limit - len(self._inflight)
-            batch: list[Claimed] = []
-            if free > 0:
+        last_poll = float("-inf")
+        failures = 0
+        try:  # what a killed predecessor of ours had leased is due again now
+            async with self.gate:
+                await release(self.db, self.worker_id)
+        except Exception as exc:  # noqa: BLE001  (then the leases run out by themselves)
+            log.warning("could not take back earlier leases: %s", exc)
+        while True:
+            outcomes, self._results = self._results, []
+            free = 0 if self._stopping else limit - len(self._inflight)
+            fresh = self._fresh[:max(0, free)]
+            del self._fresh[:len(fresh)]
+            since_poll = time.monotonic() - last_poll
+            poll = free > len(fresh) and (self._poll_soon
+                                          or since_poll >= self.config.poll_interval_s)
+            if not (outcomes or fresh or poll):
+                if self._stopping and not self._inflight:
+                    return
+                self._wake.clear()
+                timeout = max(0.0, self.config.poll_interval_s - since_poll)
                 try:
-                    batch = await claim(self.queue_db, self.worker_id, free, self.config.lease_s)
-                except Exception as exc:  # noqa: BLE001  (keep the worker alive; retry)
-                    log.error("claiming deliveries failed: %s", exc)
-                    await asyncio.sleep(self.config.poll_interval_s)
-                    continue
-            for item in batch:
+                    await asyncio.wait_for(self._wake.wait(), timeout if free > 0 else None)
+                except TimeoutError:
+                    pass
+                continue
+            try:
+                async with self.gate, self.db.write() as session:
+                    spooled = await record_outcomes(session, outcomes)
+                    leased = await claim_ids(session, self.worker_id,
+                                             [c.delivery_id for c in fresh], self.config.lease_s)
+                    due = (await claim_due(session, self.worker_id, free - len(leased),
+                                           self.config.lease_s, skip_locked=self.db.is_postgres)
+                           if poll else [])
+            except Exception as exc:  # noqa: BLE001  (keep the worker alive; the leases expire)
+                failures += 1
+                log.error("delivery bookkeeping failed: %s", exc)
+                if not self._stopping or failures < 3:
+                    self._results = outcomes + self._results
+                await asyncio.sleep(self.config.poll_interval_s)
+                continue
+            failures = 0
+            if poll:
+                last_poll = time.monotonic()
+                self._poll_soon = len(due) == free - len(leased)  # more may be due
+            if any(o.notification is not None for o in outcomes):
+                self._poll_soon = True
+            for path in spooled:
+                Spool.remove(path)
+            for item in [c for c in fresh if c.delivery_id in leased] + due:
                 task = asyncio.create_task(self._deliver(item))
                 self._inflight.add(task)
-                task.add_done_callback(self._done)
-            if batch and len(batch) == free:
-                continue  # more may be due
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.config.poll_interval_s)
-            except TimeoutError:
-                pass
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._inflight.discard(task)
-        self._wake.set()
+                task.add_done_callback(self._inflight.discard)
 
     async def _deliver(self, item: Claimed) -> None:
         try:
@@ -277,7 +436,7 @@ class DeliveryService:
             log.exception("delivery=%d crashed", item.delivery_id)
             attempt = Attempt(Verdict.TEMPORARY, f"internal error: {exc}", "4.3.0")
         self._results.append(self._outcome(item, attempt))
-        self._results_ready.set()
+        self._wake.set()
 
     def _outcome(self, item: Claimed, attempt: Attempt) -> Outcome:
         now = datetime.now(UTC)
@@ -310,33 +469,13 @@ class DeliveryService:
                                      diagnostic=detail, remote_mta=attempt.remote)
         return Outcome(item.delivery_id, DeliveryState.BOUNCED, detail, None, note)
 
-    async def _finish_loop(self) -> None:
-        while True:
-            await self._results_ready.wait()
-            self._results_ready.clear()
-            await self._flush_results()
-            if self._stopping and not self._inflight:
-                return
-
-    async def _flush_results(self) -> None:
-        while self._results:
-            batch, self._results = self._results, []
-            try:
-                await finish(self.queue_db, batch)
-            except Exception as exc:  # noqa: BLE001  (the lease expires; the row is retried)
-                log.error("recording %d outcomes failed: %s", len(batch), exc)
-                await asyncio.sleep(self.config.poll_interval_s)
-                if not self._stopping:
-                    self._results = batch + self._results
-                return
-            self._wake.set()
-
     async def _housekeeping_loop(self) -> None:
         pruned_at = float("-inf")
         while not self._stopping:
             try:
+                await self.sender.connections.reap()
                 if time.monotonic() - pruned_at > PRUNE_EVERY_S:
-                    async with self.db.write() as session:
+                    async with self.gate, self.db.write() as session:
                         await aliases.prune_changes(session, MAIL_FEED_KEPT)
                     pruned_at = time.monotonic()
                 await self.send_confirmations()
@@ -353,7 +492,7 @@ class DeliveryService:
 
     async def send_confirmations(self) -> int:
         """Queue a confirmation mail for each new pending target."""
-        async with self.queue_db.write() as session:
+        async with self.gate, self.db.write() as session:
             requests = await aliases.claim_confirmations(session)
             await insert_messages(session, [
                 notices.build_confirmation(r, hostname=self.config.hostname,

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mx_forwarder.errors import QueueError
@@ -92,51 +92,98 @@ class QueueStats:
     oldest: datetime | None
 
 
-async def insert_messages(
+# Plain Core on the tables: no ORM unit of work or bulk-update bookkeeping per row.
+_MESSAGES = MailMessage.metadata.tables["mail_messages"]
+_DELIVERIES = MailDelivery.metadata.tables["mail_deliveries"]
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    message_id: int
+    delivery_ids: tuple[int, ...]  # in the order of NewMessage.deliveries
+    received_at: datetime
+
+
+async def store_messages(
     session: AsyncSession, messages: Sequence[NewMessage], spool: Spool | None,
     spool_threshold: int,
-) -> list[int]:
-    """Insert inside the caller's transaction; spool files are written (fsynced) first."""
+) -> list[Stored]:
+    """Insert inside the caller's transaction (plain Core, two statements);
+    spool files are written (fsynced) first."""
     if not messages:
         return []
+    now = datetime.now(UTC)
     rows = []
     for m in messages:
         path = None
         if spool is not None and len(m.data) > spool_threshold:
             path = await asyncio.to_thread(spool.write, m.data)
         rows.append({
-            "kind": m.kind, "envelope_sender": m.envelope_sender,
+            "kind": m.kind.value, "envelope_sender": m.envelope_sender,
             "original_sender": m.original_sender, "client_address": m.client_address,
             "client_helo": m.client_helo, "size": len(m.data),
-            "body": None if path else m.data, "spool_path": path,
-            "received_at": datetime.now(UTC),
+            "body": None if path else m.data, "spool_path": path, "received_at": now,
         })
     ids = list((await session.execute(
-        insert(MailMessage).returning(MailMessage.id, sort_by_parameter_order=True), rows
+        insert(_MESSAGES).returning(_MESSAGES.c.id, sort_by_parameter_order=True), rows
     )).scalars())
-    now = datetime.now(UTC)
     deliveries = [
         {"message_id": mid, "recipient": rcpt, "target": target,
-         "state": DeliveryState.QUEUED, "attempts": 0, "next_attempt_at": now,
+         "state": DeliveryState.QUEUED.value, "attempts": 0, "next_attempt_at": now,
          "created_at": now}
         for mid, m in zip(ids, messages, strict=True) for rcpt, target in m.deliveries
     ]
+    delivery_ids: list[int] = []
     if deliveries:
-        await session.execute(insert(MailDelivery), deliveries)
-    return ids
+        delivery_ids = list((await session.execute(
+            insert(_DELIVERIES).returning(_DELIVERIES.c.id, sort_by_parameter_order=True),
+            deliveries,
+        )).scalars())
+    stored = []
+    at = 0
+    for mid, m in zip(ids, messages, strict=True):
+        stored.append(Stored(mid, tuple(delivery_ids[at:at + len(m.deliveries)]), now))
+        at += len(m.deliveries)
+    return stored
+
+
+async def insert_messages(
+    session: AsyncSession, messages: Sequence[NewMessage], spool: Spool | None,
+    spool_threshold: int,
+) -> list[int]:
+    """Insert inside the caller's transaction; the new message ids."""
+    return [s.message_id for s in await store_messages(session, messages, spool,
+                                                       spool_threshold)]
+
+
+def fresh_deliveries(messages: Sequence[NewMessage], stored: Sequence[Stored]) -> list[Claimed]:
+    """What was just queued, as a delivery worker sees it (not leased yet)."""
+    return [
+        Claimed(did, s.message_id, m.kind, m.envelope_sender, m.original_sender, rcpt, target,
+                0, s.received_at, m.data)
+        for m, s in zip(messages, stored, strict=True)
+        for did, (rcpt, target) in zip(s.delivery_ids, m.deliveries, strict=True)
+    ]
 
 
 class QueueWriter:
-    """Group commit: enqueues arriving while a commit runs go in the next one."""
+    """Group commit: enqueues arriving while a commit runs go in the next one.
+
+    After each commit `on_commit` gets the new deliveries with their bytes,
+    so the local delivery worker can lease them by id without reading
+    them back from the store.
+    """
 
     def __init__(self, db: Database, spool: Spool | None = None,
                  spool_threshold: int = 256 * 1024, max_batch: int = 200,
-                 on_commit: Callable[[], None] | None = None) -> None:
+                 on_commit: Callable[[list[Claimed]], None] | None = None,
+                 gate: asyncio.Lock | None = None) -> None:
         self._db = db
         self._on_commit = on_commit
         self._spool = spool
         self._threshold = spool_threshold
         self._max_batch = max_batch
+        self._gate = gate or asyncio.Lock()
         self._pending: list[tuple[NewMessage, asyncio.Future[int]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -150,24 +197,25 @@ class QueueWriter:
 
     async def _flush(self) -> None:
         while self._pending:
-            batch = self._pending[: self._max_batch]
-            del self._pending[: self._max_batch]
-            try:
-                async with self._db.write() as session:
-                    ids = await insert_messages(
-                        session, [m for m, _ in batch], self._spool, self._threshold
-                    )
-            except Exception as exc:  # noqa: BLE001  (store down: every waiter gets a 4xx)
-                log.error("queue write failed: %s", exc)
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(QueueError(str(exc)))
-                continue
-            for (_, future), mid in zip(batch, ids, strict=True):
+            async with self._gate:
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                messages = [m for m, _ in batch]
+                try:
+                    async with self._db.write() as session:
+                        stored = await store_messages(session, messages, self._spool,
+                                                      self._threshold)
+                except Exception as exc:  # noqa: BLE001  (store down: every waiter gets a 4xx)
+                    log.error("queue write failed: %s", exc)
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(QueueError(str(exc)))
+                    continue
+            for (_, future), s in zip(batch, stored, strict=True):
                 if not future.done():
-                    future.set_result(mid)
+                    future.set_result(s.message_id)
             if self._on_commit is not None:
-                self._on_commit()
+                self._on_commit(fresh_deliveries(messages, stored))
 
     async def close(self) -> None:
         if self._flusher is not None:
@@ -182,38 +230,60 @@ def _load(spool_path: str | None, body: bytes | None) -> bytes:
     return Spool.read(spool_path)
 
 
-async def claim(db: Database, worker: str, limit: int, lease_s: float) -> list[Claimed]:
-    """Lease up to `limit` due deliveries to `worker`."""
+def _free_lease(now: datetime) -> ColumnElement[bool]:
+    return or_(_DELIVERIES.c.locked_until.is_(None), _DELIVERIES.c.locked_until < now)
+
+
+async def claim_ids(
+    session: AsyncSession, worker: str, ids: Sequence[int], lease_s: float
+) -> set[int]:
+    """Lease these deliveries (just queued by us) unless someone else holds them or they
+    are done; the ids leased."""
+    if not ids:
+        return set()
+    now = datetime.now(UTC)
+    result = await session.execute(
+        update(_DELIVERIES)
+        .where(_DELIVERIES.c.id.in_(ids),
+               _DELIVERIES.c.state.in_([s.value for s in PENDING_STATES]), _free_lease(now))
+        .values(locked_by=worker, locked_until=now + timedelta(seconds=lease_s))
+        .returning(_DELIVERIES.c.id)
+    )
+    return set(result.scalars())
+
+
+async def claim_due(
+    session: AsyncSession, worker: str, limit: int, lease_s: float, *, skip_locked: bool
+) -> list[Claimed]:
+    """Lease up to `limit` due deliveries to `worker`, with their messages' bytes."""
+    if limit <= 0:
+        return []
     now = datetime.now(UTC)
     due = (
-        select(MailDelivery.id)
-        .where(
-            MailDelivery.state.in_(PENDING_STATES),
-            MailDelivery.next_attempt_at <= now,
-            or_(MailDelivery.locked_until.is_(None), MailDelivery.locked_until < now),
-        )
-        .order_by(MailDelivery.next_attempt_at, MailDelivery.id)
+        select(_DELIVERIES.c.id)
+        .where(_DELIVERIES.c.state.in_([s.value for s in PENDING_STATES]),
+               _DELIVERIES.c.next_attempt_at <= now, _free_lease(now))
+        .order_by(_DELIVERIES.c.next_attempt_at, _DELIVERIES.c.id)
         .limit(limit)
     )
-    if db.is_postgres:
+    if skip_locked:
         due = due.with_for_update(skip_locked=True)
-    async with db.write() as session:
-        ids = list((await session.execute(due)).scalars())
-        if not ids:
-            return []
-        await session.execute(
-            update(MailDelivery)
-            .where(MailDelivery.id.in_(ids))
-            .values(locked_by=worker, locked_until=now + timedelta(seconds=lease_s))
-        )
-        rows = (await session.execute(
-            select(MailDelivery.id, MailDelivery.message_id, MailMessage.kind,
-                   MailMessage.envelope_sender, MailMessage.original_sender,
-                   MailDelivery.recipient, MailDelivery.target, MailDelivery.attempts,
-                   MailMessage.received_at, MailMessage.body, MailMessage.spool_path)
-            .join(MailMessage, MailMessage.id == MailDelivery.message_id)
-            .where(MailDelivery.id.in_(ids))
-        )).all()
+    ids: list[int] = list((await session.execute(due)).scalars())
+    if not ids:
+        return []
+    await session.execute(
+        update(_DELIVERIES).where(_DELIVERIES.c.id.in_(ids))
+        .values(locked_by=worker, locked_until=now + timedelta(seconds=lease_s))
+    )
+    rows = (await session.execute(
+        select(_DELIVERIES.c.id, _DELIVERIES.c.message_id, _MESSAGES.c.kind,
+               _MESSAGES.c.envelope_sender, _MESSAGES.c.original_sender,
+               _DELIVERIES.c.recipient, _DELIVERIES.c.target, _DELIVERIES.c.attempts,
+               _MESSAGES.c.received_at, _MESSAGES.c.body, _MESSAGES.c.spool_path)
+        .join(_MESSAGES, _MESSAGES.c.id == _DELIVERIES.c.message_id)
+        .where(_DELIVERIES.c.id.in_(ids))
+        .order_by(_DELIVERIES.c.id)
+    )).all()
     claimed = []
     for r in rows:
         try:
@@ -221,51 +291,73 @@ async def claim(db: Database, worker: str, limit: int, lease_s: float) -> list[C
         except (OSError, QueueError) as exc:
             log.error("message=%s cannot be read: %s", r.message_id, exc)
             continue
-        claimed.append(Claimed(r.id, r.message_id, r.kind, r.envelope_sender,
+        claimed.append(Claimed(r.id, r.message_id, MessageKind(r.kind), r.envelope_sender,
                                r.original_sender, r.recipient, r.target, r.attempts,
                                aware(r.received_at), data))
     return claimed
+
+
+async def claim(db: Database, worker: str, limit: int, lease_s: float) -> list[Claimed]:
+    """Lease up to `limit` due deliveries to `worker` (a transaction of its own)."""
+    async with db.write() as session:
+        return await claim_due(session, worker, limit, lease_s, skip_locked=db.is_postgres)
+
+
+async def record_outcomes(
+    session: AsyncSession, outcomes: Sequence[Outcome], spool: Spool | None = None,
+    spool_threshold: int = 256 * 1024,
+) -> list[str]:
+    """Record outcomes (and queue their DSNs) in the caller's transaction and delete
+    the messages whose deliveries are all final; the spool files to remove after commit."""
+    if not outcomes:
+        return []
+    now = datetime.now(UTC)
+    delivered = [o.delivery_id for o in outcomes if o.state is DeliveryState.DELIVERED]
+    if delivered:  # the common case: one statement for the lot
+        await session.execute(
+            update(_DELIVERIES).where(_DELIVERIES.c.id.in_(delivered))
+            .values(state=DeliveryState.DELIVERED.value, locked_by=None, locked_until=None,
+                    last_error=None, attempts=_DELIVERIES.c.attempts + 1, finished_at=now)
+        )
+    for o in outcomes:
+        if o.state is DeliveryState.DELIVERED:
+            continue
+        values: dict[str, object] = {
+            "state": o.state.value, "last_error": o.error, "locked_by": None,
+            "locked_until": None, "attempts": _DELIVERIES.c.attempts + 1,
+        }
+        if o.state in PENDING_STATES:
+            values["next_attempt_at"] = o.next_attempt_at or now
+        else:
+            values["finished_at"] = now
+        await session.execute(
+            update(_DELIVERIES).where(_DELIVERIES.c.id == o.delivery_id).values(**values)
+        )
+    notes = [o.notification for o in outcomes if o.notification is not None]
+    await store_messages(session, notes, spool, spool_threshold)
+    touched = select(_DELIVERIES.c.message_id).where(
+        _DELIVERIES.c.id.in_([o.delivery_id for o in outcomes])
+    )
+    still_open = select(_DELIVERIES.c.message_id).where(
+        _DELIVERIES.c.message_id.in_(touched),
+        _DELIVERIES.c.state.in_([s.value for s in PENDING_STATES]),
+    )
+    done = (await session.execute(
+        select(_MESSAGES.c.id, _MESSAGES.c.spool_path)
+        .where(_MESSAGES.c.id.in_(touched), _MESSAGES.c.id.not_in(still_open))
+    )).all()
+    if done:
+        await session.execute(delete(_MESSAGES).where(_MESSAGES.c.id.in_([d.id for d in done])))
+    return [d.spool_path for d in done if d.spool_path]
 
 
 async def finish(
     db: Database, outcomes: Sequence[Outcome], spool: Spool | None = None,
     spool_threshold: int = 256 * 1024,
 ) -> None:
-    """Record outcomes (and queue their DSNs) in one transaction; drop finished messages."""
-    if not outcomes:
-        return
-    now = datetime.now(UTC)
-    spooled: list[str] = []
+    """Record outcomes in a transaction of their own."""
     async with db.write() as session:
-        for o in outcomes:
-            values: dict[str, object] = {
-                "state": o.state, "last_error": o.error, "locked_by": None,
-                "locked_until": None, "attempts": MailDelivery.attempts + 1,
-            }
-            if o.state in PENDING_STATES:
-                values["next_attempt_at"] = o.next_attempt_at or now
-            else:
-                values["finished_at"] = now
-            await session.execute(
-                update(MailDelivery).where(MailDelivery.id == o.delivery_id).values(**values)
-            )
-        notes = [o.notification for o in outcomes if o.notification is not None]
-        await insert_messages(session, notes, spool, spool_threshold)
-        ids = select(MailDelivery.message_id).where(
-            MailDelivery.id.in_([o.delivery_id for o in outcomes])
-        )
-        open_ids = select(MailDelivery.message_id).where(
-            MailDelivery.message_id.in_(ids), MailDelivery.state.in_(PENDING_STATES)
-        )
-        done = (await session.execute(
-            select(MailMessage.id, MailMessage.spool_path)
-            .where(MailMessage.id.in_(ids), MailMessage.id.not_in(open_ids))
-        )).all()
-        if done:
-            await session.execute(
-                delete(MailMessage).where(MailMessage.id.in_([d.id for d in done]))
-            )
-            spooled = [d.spool_path for d in done if d.spool_path]
+        spooled = await record_outcomes(session, outcomes, spool, spool_threshold)
     for path in spooled:
         Spool.remove(path)
 

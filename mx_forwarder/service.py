@@ -79,14 +79,19 @@ async def start_forwarder(config: ForwarderConfig, db: Database) -> ForwarderHan
     queue_db = _durable_sqlite(db) if db.is_sqlite and config.sync_commit else None
     qdb = queue_db or db
     spool = Spool(config.spool_dir) if config.spool_dir else None
+    # One SQLite file, two engines: writes take turns here rather than in
+    # SQLite's busy handler, which sleeps (1 ms, 2 ms, 5 ms ...) when it waits.
+    gate = asyncio.Lock()
     delivery = None
     if config.run_delivery:
         mx = MxResolver(config.resolver, config.transport, config.delivery_port,
                         config.dns_timeout_s)
-        delivery = DeliveryService(config, db, Sender(config, mx), qdb)
+        delivery = DeliveryService(config, db, Sender(config, mx),
+                                   gate if queue_db is not None else None)
         delivery.start()
     writer = QueueWriter(qdb, spool, config.spool_threshold_bytes,
-                         on_commit=delivery.wake if delivery is not None else None)
+                         on_commit=delivery.offer if delivery is not None else None,
+                         gate=gate)
     server = None
     if config.run_smtp:
         tls = (tls_context(config.tls_cert, config.tls_key)

@@ -250,6 +250,7 @@ def forwarder_config(settings: Settings) -> ForwarderConfig:
         retry_max_s=settings.float(p + "retry_max", d.retry_max_s),
         max_queue_age_s=settings.float(p + "max_queue_age", d.max_queue_age_s),
         poll_interval_s=settings.float(p + "poll_interval", d.poll_interval_s),
+        instance=settings.optional_str(p + "instance"),
         spool_dir=settings.optional_str(p + "spool_dir"),
         spool_threshold_bytes=settings.int(p + "spool_threshold_bytes",
                                            d.spool_threshold_bytes),

@@ -42,6 +42,8 @@ class Sink:
     rcpt_attempts: dict[str, int] = field(default_factory=dict)
     server: asyncio.Server | None = None
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    connections: int = 0  # SMTP sessions opened by clients
+    idle_timeout_s: float = 300.0  # aiosmtpd closes a connection idle this long
 
     @property
     def port(self) -> int:
@@ -60,6 +62,13 @@ class Sink:
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
+                          hostname: str, responses: list[str]) -> list[str]:
+        if session.host_name is None:
+            self.connections += 1
+        session.host_name = hostname
+        return responses
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         mail_from = envelope.mail_from
         self.messages.append(
@@ -76,7 +85,8 @@ class Sink:
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(
             lambda: SMTP(
-                self, decode_data=False, enable_SMTPUTF8=True, loop=loop, hostname="sink.test"
+                self, decode_data=False, enable_SMTPUTF8=True, loop=loop, hostname="sink.test",
+                timeout=self.idle_timeout_s,
             ),
             "127.0.0.1",
             0,

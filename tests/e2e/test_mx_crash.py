@@ -54,7 +54,8 @@ async def test_sigkill_after_accept_loses_nothing(db: Database, cli_env: dict[st
         "ZONEHOST_MX_FORWARDER_TRANSPORT": f"dest.test=127.0.0.1:{sink.port}",
         "ZONEHOST_MX_FORWARDER_RESOLVER": "127.0.0.1:9",
         "ZONEHOST_MX_FORWARDER_AUTH_RESULTS": "false",
-        "ZONEHOST_MX_FORWARDER_LEASE": "2",
+        # the default lease (300 s): the restarted process (same host and port)
+        # must take back its predecessor's leases at once, not wait them out
         "ZONEHOST_MX_FORWARDER_RETRY_BASE": "0.2",
         "ZONEHOST_MX_FORWARDER_POLL_INTERVAL": "0.1",
         "ZONEHOST_MX_FORWARDER_DELIVERY_CONCURRENCY": "1",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 from collections.abc import AsyncIterator
 from types import MappingProxyType
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from mx_forwarder.service import ForwarderHandle, start_forwarder
@@ -234,3 +236,40 @@ async def test_new_target_confirmed_by_link_before_any_mail(
     await send(forwarder.port, "alice@sender.test", ["new@hosted.test"], MESSAGE)
     messages = await dest.wait_for(2)
     assert messages[1].rcpt_tos == ["fresh@dest.test"] and messages[1].data.endswith(MESSAGE)
+
+
+async def test_one_connection_serves_several_messages(
+    forwarder: ForwarderHandle, sinks: tuple[Sink, Sink], db: Database
+) -> None:
+    dest, _ = sinks
+    assert forwarder.port is not None
+    for i in range(5):
+        await send(forwarder.port, "alice@sender.test", ["contact@hosted.test"],
+                   b"Subject: %d\r\n\r\nbody\r\n" % i)
+        await dest.wait_for(i + 1)
+    assert dest.connections == 1  # connect, EHLO and STARTTLS paid once
+    await wait_until(lambda: _empty(db))
+
+
+async def test_connection_closed_by_destination_is_replaced(db: Database) -> None:
+    dest = Sink(idle_timeout_s=0.3)
+    await dest.start()
+    await add_zone(db, "hosted.test")
+    await add_alias(db, "contact@hosted.test", "me@dest.test")
+    transport = MappingProxyType({"dest.test": ("127.0.0.1", dest.port)})
+    handle = await start_forwarder(config(transport=transport), db)
+    deferred = REGISTRY.get_sample_value("zonehost_mx_deferred_total")
+    try:
+        assert handle.port is not None
+        await send(handle.port, "alice@sender.test", ["contact@hosted.test"], MESSAGE)
+        await dest.wait_for(1)
+        await asyncio.sleep(0.6)  # the sink hangs up on the idle cached connection
+        await send(handle.port, "alice@sender.test", ["contact@hosted.test"], MESSAGE)
+        await dest.wait_for(2)
+        assert dest.connections == 2
+        await wait_until(lambda: _empty(db))
+        # no delivery was deferred on the way
+        assert REGISTRY.get_sample_value("zonehost_mx_deferred_total") == deferred
+    finally:
+        await handle.close()
+        await dest.close()
