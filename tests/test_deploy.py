@@ -301,7 +301,7 @@ def unit(name: str) -> dict[str, list[str]]:
 
 def zonehost_argv(exec_start: str) -> list[str]:
     """The zonehost arguments of an ExecStart=, through `/bin/sh -c '...'` if need be."""
-    argv = shlex.split(exec_start.replace("%%", "%"))
+    argv = shlex.split(exec_start.replace("%%", "%").replace("$$", "$"))  # systemd's escapes
     if argv[:2] == ["/bin/sh", "-c"]:
         inner = argv[2].replace("$(date -u +%F)", date.today().isoformat())
         argv = shlex.split(inner)
@@ -592,7 +592,7 @@ def test_every_zonehost_command_in_deploy_parses() -> None:
         if not path.is_file() or path.suffix not in (".md", ".service", ".timer", ".sql", ""):
             continue
         text = re.sub(r"(?m)^Description=.*$", "", path.read_text())  # prose, not commands
-        text = text.replace('"$(date -u +%%F)"', date.today().isoformat())
+        text = text.replace('"$$(date -u +%%F)"', date.today().isoformat())
         for match in COMMAND.finditer(text):
             argv = shlex.split(match.group(1).replace("\\\n", " "))
             try:
