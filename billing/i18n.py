@@ -57,6 +57,13 @@ _EN: dict[str, str] = {
         "before VAT, until {restore_until}.",
     "reminder.options": "Options expiring with it: {options}.",
     "reminder.signature": "The domains service",
+    "reminder.option.before":
+        "The option {product} of the domain {domain} expires on {expires_on} ({days} days "
+        "from now); the domain itself runs until {domain_expires_on}.",
+    "reminder.option.today":
+        "The option {product} of the domain {domain} expires today, {expires_on}; the "
+        "domain itself runs until {domain_expires_on}.",
+    "reminder.option.price": "The option for one year: {price} before VAT.",
     # invoices
     "invoice.mail.subject": "Invoice {number}",
     "invoice.mail.body":
@@ -131,6 +138,13 @@ _FR: dict[str, str] = {
         "avec des frais de restauration de {fee} HT, jusqu'au {restore_until}.",
     "reminder.options": "Options qui expirent avec lui : {options}.",
     "reminder.signature": "Le service des domaines",
+    "reminder.option.before":
+        "L'option {product} du domaine {domain} expire le {expires_on} (dans {days} jours) ; "
+        "le domaine lui-m\u00eame court jusqu'au {domain_expires_on}.",
+    "reminder.option.today":
+        "L'option {product} du domaine {domain} expire aujourd'hui, le {expires_on} ; le "
+        "domaine lui-m\u00eame court jusqu'au {domain_expires_on}.",
+    "reminder.option.price": "L'option pour un an : {price} HT.",
     "invoice.mail.subject": "Facture {number}",
     "invoice.mail.body":
         "Bonjour,\n\nMerci pour votre paiement de {total} pour la commande {order}.\n"

@@ -34,6 +34,7 @@ from storage.models.billing import (
     Domain,
     DomainOption,
     DomainStatus,
+    OptionReminder,
     OptionStatus,
     Reminder,
     ReminderStatus,
@@ -52,6 +53,8 @@ class JobReport:
     domains: int = 0
     reminders_sent: list[tuple[str, int]] = field(default_factory=list)
     reminders_skipped: list[tuple[str, int]] = field(default_factory=list)
+    # (domain, product, number) of options ending on a date of their own
+    option_reminders_sent: list[tuple[str, str, int]] = field(default_factory=list)
     suspended: list[str] = field(default_factory=list)
     reactivated: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
@@ -93,6 +96,15 @@ async def run_daily(
         except Exception as exc:  # one broken domain must not stop the others
             log.exception("billing job: domain id=%d failed", domain_id)
             report.errors.append(f"domain {domain_id}: {exc}")
+    async with db.read() as session:
+        option_ids = await _options_due_for_reminders(session, today, horizon)
+    for option_id in option_ids:
+        try:
+            async with db.write() as session:
+                await _option_reminder(session, config, option_id, today, report)
+        except Exception as exc:
+            log.exception("billing job: option id=%d failed", option_id)
+            report.errors.append(f"option {option_id}: {exc}")
     async with db.write() as session:
         await _options(session, today, report)
     if mailer is None and config.smtp is not None:
@@ -167,10 +179,11 @@ async def _reminders(
     account = await session.get(Account, domain.account_id)
     language = language_of(account.language if account else None)
     book = await load_price_book(session, domain.account_id)
+    # Options ending with the domain; one ending earlier has reminders of its own.
     options = (await session.execute(
         select(DomainOption.product).where(DomainOption.domain_id == domain.id,
                                            DomainOption.status == OptionStatus.ACTIVE,
-                                           DomainOption.expires_on <= domain.expires_on)
+                                           DomainOption.expires_on == domain.expires_on)
     )).scalars().all()
     mail = messages.reminder(
         config, language, number=rule.number, domain_name=domain.name,
@@ -188,6 +201,71 @@ async def _reminders(
                    subject=mail.subject, body=mail.body, language=language,
                    account_id=domain.account_id, domain_name=domain.name)
     report.reminders_sent.append((domain.name, rule.number))
+
+
+async def _options_due_for_reminders(
+    session: AsyncSession, today: date, horizon: date
+) -> list[int]:
+    """Active options ending on a date of their own soon, on a live domain."""
+    return list((await session.execute(
+        select(DomainOption.id).join(Domain, Domain.id == DomainOption.domain_id).where(
+            DomainOption.status == OptionStatus.ACTIVE,
+            DomainOption.cancel_at_term.is_(False),
+            DomainOption.expires_on >= today, DomainOption.expires_on <= horizon,
+            DomainOption.expires_on != Domain.expires_on,
+            Domain.status.in_((DomainStatus.ACTIVE, DomainStatus.EXPIRED)),
+            Domain.cancel_at_term.is_(False),
+        ).order_by(DomainOption.expires_on, DomainOption.id)
+    )).scalars())
+
+
+async def _option_reminder(
+    session: AsyncSession, config: BillingConfig, option_id: int, today: date,
+    report: JobReport,
+) -> None:
+    """Like a domain's reminders, logged per (option, number, expiry) in the same
+    transaction as the e-mail, so each goes out once."""
+    option = await session.get(DomainOption, option_id, with_for_update=True)
+    if option is None or option.status is not OptionStatus.ACTIVE or option.cancel_at_term:
+        return
+    domain = await session.get(Domain, option.domain_id)
+    if domain is None or option.expires_on == domain.expires_on:
+        return
+    profile = config.profile(domain.profile)
+    due = lifecycle.option_reminders_due(profile, option.expires_on, today)
+    if not due:
+        return
+    logged = (await session.execute(
+        select(OptionReminder.reminder).where(OptionReminder.option_id == option.id,
+                                              OptionReminder.expires_on == option.expires_on)
+    )).scalars().all()
+    decision = lifecycle.reminders_to_send(due, logged)
+    rows: list[tuple[lifecycle.ReminderRule, ReminderStatus, list[str]]] = [
+        (r, ReminderStatus.SKIPPED, []) for r in decision.skip]
+    if decision.send is not None:
+        rule = decision.send
+        to = await portfolio.recipients(session, domain, rule.recipients)
+        account = await session.get(Account, domain.account_id)
+        language = language_of(account.language if account else None)
+        book = await load_price_book(session, domain.account_id)
+        product = Product(option.product)
+        mail = messages.option_reminder(
+            config, language, number=rule.number, domain_name=domain.name,
+            product=text(language, f"product.{option.product}"), expires_on=option.expires_on,
+            domain_expires_on=domain.expires_on, today=today,
+            price_cents=book.get(domain.extension, product),
+        )
+        rows.append((rule, ReminderStatus.SENT, to))
+        outbox.enqueue(session, config, kind=f"option_reminder.{rule.number}", recipients=to,
+                       subject=mail.subject, body=mail.body, language=language,
+                       account_id=domain.account_id, domain_name=domain.name)
+        report.option_reminders_sent.append((domain.name, option.product, rule.number))
+    for rule, status, to in rows:
+        session.add(OptionReminder(
+            option_id=option.id, domain_name=domain.name, product=option.product,
+            reminder=rule.number, expires_on=option.expires_on, status=status,
+            due_on=rule.due_on(option.expires_on), sent_on=today, recipients=to,
+        ))
 
 
 async def _delete(

@@ -37,6 +37,12 @@ period) until expiry + 60, deletion at expiry + 61.
 A domain whose owner cancelled it ("cancel at term") gets no reminders and
 is deleted the day after its expiry date.
 
+An option (e.g. the mail-redirect pack) runs from its purchase for whole
+years, so it usually ends on a date of its own: it then gets the profile's
+reminders that fall on or before an expiry day, counted from its own
+expiry date (`option_reminders_due`), and simply stops after its term. An
+option ending with its domain is announced in the domain's reminders.
+
 A reminder is sent once per (domain, number, expiry date). When the job
 runs late and several reminders fell due, only the latest one is sent; the
 earlier ones are logged as skipped, so they can never be sent afterwards.
@@ -269,6 +275,17 @@ def plan(
     if not cancelled and status is not Status.DELETED:
         due = tuple(r for r in profile.reminders if r.due_on(expires_on) <= today)
     return Plan(status, served, offer, days, due)
+
+
+def option_reminders_due(
+    profile: LifecycleProfile, expires_on: date, today: date
+) -> tuple[ReminderRule, ...]:
+    """The reminders due on `today` for an option ending on `expires_on`: those
+    of the profile up to the expiry day, none once the option's term is past."""
+    if today > expires_on:
+        return ()
+    return tuple(r for r in profile.reminders
+                 if r.due_on(expires_on) <= expires_on and r.due_on(expires_on) <= today)
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,28 @@ def reminder(
     return Rendered(text(language, "reminder.subject", n=number), "\n\n".join(paragraphs) + "\n")
 
 
+def option_reminder(
+    config: BillingConfig, language: str, *, number: int, domain_name: str, product: str,
+    expires_on: date, domain_expires_on: date, today: date, price_cents: int | None,
+) -> Rendered:
+    """An option ending on its own date: it simply stops at its term (no grace period)."""
+    days = (expires_on - today).days
+    values = {"domain": shown(domain_name), "product": product,
+              "expires_on": format_date(expires_on, language),
+              "domain_expires_on": format_date(domain_expires_on, language)}
+    paragraphs = [text(language, "reminder.greeting")]
+    if days > 0:
+        paragraphs.append(text(language, "reminder.option.before", days=days, **values))
+    else:
+        paragraphs.append(text(language, "reminder.option.today", **values))
+    if price_cents is not None:
+        paragraphs.append(text(language, "reminder.option.price",
+                               price=format_cents(price_cents, config.currency, language)))
+    paragraphs.append(text(language, "reminder.renew", url=f"{config.public_url}/renewals"))
+    paragraphs.append(text(language, "reminder.signature"))
+    return Rendered(text(language, "reminder.subject", n=number), "\n\n".join(paragraphs) + "\n")
+
+
 def invoice_issued(
     config: BillingConfig, language: str, *, number: str, order: str, total_cents: int
 ) -> Rendered:

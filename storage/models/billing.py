@@ -354,6 +354,26 @@ class Reminder(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class OptionReminder(Base):
+    """A reminder e-mail for an option ending on its own date (not with its domain),
+    sent (or skipped) once per option, number and expiry date."""
+
+    __tablename__ = "billing_option_reminders"
+    __table_args__ = (UniqueConstraint("option_id", "reminder", "expires_on"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    option_id: Mapped[int] = mapped_column(ForeignKey("billing_options.id", ondelete="CASCADE"))
+    domain_name: Mapped[str] = mapped_column(String(255))
+    product: Mapped[str] = mapped_column(String(64))
+    reminder: Mapped[int] = mapped_column(Integer)
+    expires_on: Mapped[date] = mapped_column(Date)
+    status: Mapped[ReminderStatus] = mapped_column(_enum(ReminderStatus))
+    due_on: Mapped[date] = mapped_column(Date)
+    sent_on: Mapped[date] = mapped_column(Date)  # the job's date
+    recipients: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class WorkItem(Base):
     """A registry operation waiting for an operator (the built-in registry gateway)."""
 

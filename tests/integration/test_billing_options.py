@@ -28,14 +28,15 @@ CONFIG = BillingConfig()
 TODAY = date(2027, 3, 1)
 
 
-async def _pay(db: Database, account: int, items: list[orders.OrderItem]) -> str:
+async def _pay(db: Database, account: int, items: list[orders.OrderItem],
+               today: date = TODAY) -> str:
     async with db.write() as session:
-        order = await orders.create_order(session, CONFIG, account, items, OPERATOR, TODAY)
+        order = await orders.create_order(session, CONFIG, account, items, OPERATOR, today)
         number = order.number
     await payments.record_payment(
         db, CONFIG, WorkQueueGateway(), order_number=number, method=PaymentMethod.CHEQUE,
-        amount_cents=None, reference=f"CHQ {number}", received_on=TODAY, actor=OPERATOR,
-        today=TODAY)
+        amount_cents=None, reference=f"CHQ {number}", received_on=today, actor=OPERATOR,
+        today=today)
     return number
 
 
@@ -63,6 +64,80 @@ async def test_the_mail_redirect_pack_raises_the_alias_quota_while_active(db: Da
         ("mail_redirect_pack", date(2028, 3, 1))]
     await run_daily(CONFIG, db, date(2028, 3, 2))  # the option's term passed
     assert await _quota(db, "pack.fr") == 5
+
+
+
+async def _mails(db: Database, domain: str) -> list[tuple[str, list[str], str, str]]:
+    async with db.read() as session:
+        rows = await session.execute(
+            select(OutboxMessage.kind, OutboxMessage.recipients, OutboxMessage.subject,
+                   OutboxMessage.body).where(OutboxMessage.domain_name == domain,
+                                             OutboxMessage.kind.contains("reminder"))
+            .order_by(OutboxMessage.id))
+        return [(k, list(r), s, b) for k, r, s, b in rows]
+
+
+async def test_an_option_ending_on_its_own_date_gets_reminders_of_its_own(
+    db: Database,
+) -> None:
+    account = await make_account(db)
+    await set_prices(db, renew=1000, mail_redirect_pack=500)
+    await add_domain(db, account, "pack.fr", date(2029, 12, 31))
+    await add_domain(db, account, "with.fr", date(2028, 3, 1))  # the pack ends with it
+    await _pay(db, account, [  # bought on TODAY: both packs end on 2028-03-01
+        orders.OrderItem(orders.ItemKind.OPTION, "pack.fr", product="mail_redirect_pack"),
+        orders.OrderItem(orders.ItemKind.OPTION, "with.fr", product="mail_redirect_pack")])
+
+    first = await run_daily(CONFIG, db, date(2028, 1, 1))  # two months before
+    assert first.option_reminders_sent == [("pack.fr.", "mail_redirect_pack", 1)]
+    assert first.reminders_sent == [("with.fr.", 1)] and not first.errors
+    again = await run_daily(CONFIG, db, date(2028, 1, 1))
+    assert again.option_reminders_sent == [] and again.reminders_sent == []
+    (kind, to, subject, body), = await _mails(db, "pack.fr.")
+    assert (kind, to) == ("option_reminder.1", ["billing@acme.example"])
+    assert subject.endswith("action needed \u2013 reminder 1")
+    assert ("The option Mail-redirect pack (50 aliases) of the domain pack.fr expires on "
+            "2028-03-01 (60 days from now); the domain itself runs until 2029-12-31.") in body
+    assert "The option for one year: 5.00 EUR before VAT." in body
+    # The pack ending with its domain is announced in the domain's own reminder.
+    (_, _, _, with_body), = await _mails(db, "with.fr.")
+    assert "Options expiring with it: Mail-redirect pack (50 aliases)." in with_body
+
+    assert (await run_daily(CONFIG, db, date(2028, 2, 1))).option_reminders_sent == [
+        ("pack.fr.", "mail_redirect_pack", 2)]
+    late = await run_daily(CONFIG, db, date(2028, 3, 1))  # N=3 (-5 days) was missed
+    assert late.option_reminders_sent == [("pack.fr.", "mail_redirect_pack", 4)]
+    kinds = [(k, to) for k, to, _, _ in await _mails(db, "pack.fr.")]
+    assert kinds == [("option_reminder.1", ["billing@acme.example"]),
+                     ("option_reminder.2", ["billing@acme.example"]),
+                     ("option_reminder.4", ["billing@acme.example", "owner@acme.example"])]
+    assert "expires today, 2028-03-01" in (await _mails(db, "pack.fr."))[-1][3]
+    # Renewed on its last day, the pack starts a fresh cycle from its new expiry date.
+    await _pay(db, account, [
+        orders.OrderItem(orders.ItemKind.OPTION, "pack.fr", product="mail_redirect_pack")],
+        today=date(2028, 3, 1))
+    ended = await run_daily(CONFIG, db, date(2028, 3, 2))
+    assert ended.option_reminders_sent == [] and ended.options_expired == 1  # with.fr's
+    assert (await run_daily(CONFIG, db, date(2029, 1, 1))).option_reminders_sent == [
+        ("pack.fr.", "mail_redirect_pack", 1)]
+
+
+async def test_a_cancelled_option_gets_no_reminder(db: Database) -> None:
+    account = await make_account(db)
+    await set_prices(db, mail_redirect_pack=500)
+    await add_domain(db, account, "stop.fr", date(2029, 12, 31))
+    await _pay(db, account, [
+        orders.OrderItem(orders.ItemKind.OPTION, "stop.fr", product="mail_redirect_pack")])
+    async with db.read() as session:
+        entry, = [e for e in await renewals.schedule(session, CONFIG, account,
+                                                     date(2028, 1, 1))
+                  if e.kind is renewals.EntryKind.OPTION]
+    async with db.write() as session:
+        await renewals.apply_selection(session, CONFIG, account, [
+            renewals.Selection(renewals.EntryKind.OPTION, entry.id, renewals.Action.CANCEL),
+        ], OPERATOR, date(2028, 1, 1))
+    report = await run_daily(CONFIG, db, date(2028, 2, 1))
+    assert report.option_reminders_sent == [] and await _mails(db, "stop.fr.") == []
 
 
 async def test_a_pack_bought_before_hosting_reaches_the_zone(db: Database) -> None:

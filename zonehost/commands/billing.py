@@ -205,6 +205,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     report = _run(settings, work)
     for name, n in report.reminders_sent:
         print(f"reminder {n} sent\t{name.rstrip('.')}")
+    for name, product, n in report.option_reminders_sent:
+        print(f"option reminder {n} sent\t{name.rstrip('.')}\t{product}")
     for name, n in report.reminders_skipped:
         print(f"reminder {n} skipped (overtaken)\t{name.rstrip('.')}")
     for name in report.suspended:

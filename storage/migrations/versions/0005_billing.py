@@ -246,9 +246,26 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_billing_reminders')),
     sa.UniqueConstraint('domain_id', 'reminder', 'expires_on', name=op.f('uq_billing_reminders_domain_id'))
     )
+    op.create_table('billing_option_reminders',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('option_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('domain_name', sa.String(length=255), nullable=False),
+    sa.Column('product', sa.String(length=64), nullable=False),
+    sa.Column('reminder', sa.Integer(), nullable=False),
+    sa.Column('expires_on', sa.Date(), nullable=False),
+    sa.Column('status', sa.Enum('sent', 'skipped', name='reminderstatus', native_enum=False, length=32), nullable=False),
+    sa.Column('due_on', sa.Date(), nullable=False),
+    sa.Column('sent_on', sa.Date(), nullable=False),
+    sa.Column('recipients', sa.JSON(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['option_id'], ['billing_options.id'], name=op.f('fk_billing_option_reminders_option_id_billing_options'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_billing_option_reminders')),
+    sa.UniqueConstraint('option_id', 'reminder', 'expires_on', name=op.f('uq_billing_option_reminders_option_id'))
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('billing_option_reminders')
     op.drop_table('billing_reminders')
     op.drop_table('billing_options')
     op.drop_table('billing_work_items')

@@ -152,3 +152,24 @@ def test_inconsistent_profiles_are_refused_with_every_reason() -> None:
     assert "listed by number" in message
     assert "restore period cannot end before" in message
     assert "at least 8 days before deletion" in message
+
+
+@pytest.mark.parametrize(
+    ("profile", "today", "numbers"),
+    [
+        (STANDARD, date(2027, 1, 30), []),
+        (STANDARD, date(2027, 1, 31), [1]),  # two months before the 31 March
+        (STANDARD, date(2027, 2, 28), [1, 2]),  # one month before, clamped to February
+        (STANDARD, date(2027, 3, 26), [1, 2, 3]),
+        (STANDARD, date(2027, 3, 31), [1, 2, 3, 4]),  # the expiry day
+        (STANDARD, date(2027, 4, 3), []),  # no "+3d" reminder: the option just ended
+        (ICANN_ERRP, date(2027, 3, 24), [1, 2]),
+        (ICANN_ERRP, date(2027, 4, 3), []),
+    ],
+)
+def test_an_option_gets_the_reminders_up_to_its_own_expiry_day(
+    profile: LifecycleProfile, today: date, numbers: list[int]
+) -> None:
+    from billing.lifecycle import option_reminders_due
+
+    assert [r.number for r in option_reminders_due(profile, EXPIRY, today)] == numbers
