@@ -13,11 +13,10 @@ never waits for a reload.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
-from collections.abc import Generator, Iterable, Sequence
-import gc
-from collections.abc import Iterator
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
