@@ -5,7 +5,10 @@ Hash = SipHash-2-4(Client Cookie | Version | Reserved | Timestamp | Client-IP)
 keyed by a 16-octet secret. The secret rotates: cookies made with the
 previous secret stay valid until the next rotation, so a client's cookie is
 honoured for at least one full rotation period. Only queries that carry a
-COOKIE option pay for this (they bypass the response cache).
+COOKIE option pay for this (they bypass the response cache), and SipHash in
+Python costs ~20 us, so the cookie last issued to each (address, client
+cookie) is remembered: a client presenting it again, or coming back without
+it, costs a dict lookup until it is due for renewal.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ VERSION = 1
 LIFETIME_S = 3600  # RFC 9018 4.3: valid for an hour ...
 REFRESH_S = 1800  # ... and replaced after half an hour
 FUTURE_S = 300  # tolerated clock skew into the future
+MEMO_ENTRIES = 100_000  # remembered issued cookies; the memo is dropped when full
 
 
 def _rotl(x: int, b: int) -> int:
@@ -78,11 +82,14 @@ class CookieJar:
         self._previous: bytes | None = None
         self._rotate_s = rotate_s
         self._rotated_at = time.monotonic()
+        # (address, client cookie) -> (server cookie, its timestamp), current secret
+        self._issued: dict[tuple[bytes, bytes], tuple[bytes, int]] = {}
 
     def rotate(self, secret: bytes | None = None) -> None:
         self._previous = self._secret
         self._secret = secret or os.urandom(16)
         self._rotated_at = time.monotonic()
+        self._issued.clear()
 
     def _maybe_rotate(self) -> None:
         if time.monotonic() - self._rotated_at >= self._rotate_s:
@@ -98,6 +105,12 @@ class CookieJar:
         self._maybe_rotate()
         now = int(time.time()) if now is None else now
         client, server = cookie[:8], cookie[8:]
+        issued = self._issued.get((ip, client))
+        if issued is not None and (now - issued[1]) & 0xFFFFFFFF < REFRESH_S:
+            if server == issued[0]:
+                return CookieCheck(True, cookie[:24])
+            if not server:
+                return CookieCheck(False, client + issued[0])
         valid = False
         stamp = 0
         if len(server) == 16 and server[0] == VERSION:
@@ -111,5 +124,13 @@ class CookieJar:
                     if secret is not None
                 )
         if valid and (now - stamp) & 0xFFFFFFFF < REFRESH_S:
+            self._remember(ip, client, server, stamp)
             return CookieCheck(True, cookie[:24])
-        return CookieCheck(valid, client + self._make(self._secret, client, ip, now & 0xFFFFFFFF))
+        made = self._make(self._secret, client, ip, now & 0xFFFFFFFF)
+        self._remember(ip, client, made, now)
+        return CookieCheck(valid, client + made)
+
+    def _remember(self, ip: bytes, client: bytes, server: bytes, stamp: int) -> None:
+        if len(self._issued) >= MEMO_ENTRIES:
+            self._issued.clear()
+        self._issued[(ip, client)] = (server, stamp)

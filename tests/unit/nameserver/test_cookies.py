@@ -48,3 +48,15 @@ def test_previous_secret_stays_valid_for_one_rotation() -> None:
     assert jar.check(issued, IP, now=1_700_000_010).valid
     jar.rotate(bytes(range(16)))
     assert not jar.check(issued, IP, now=1_700_000_020).valid
+
+
+def test_issued_cookies_are_remembered_until_due_for_renewal() -> None:
+    jar = CookieJar(SECRET)
+    first = jar.check(CLIENT, IP, now=1_700_000_000).reply
+    assert jar.check(CLIENT, IP, now=1_700_000_600).reply == first  # same cookie, no recompute
+    assert jar.check(first, IP, now=1_700_000_600).valid
+    later = jar.check(CLIENT, IP, now=1_700_000_000 + 1800).reply
+    assert later != first and later[:8] == CLIENT  # renewed after half an hour
+    assert jar.check(first, IP, now=1_700_000_000 + 1800).valid  # the old one still valid
+    other_ip = socket.inet_aton("198.51.100.7")
+    assert jar.check(first, other_ip, now=1_700_000_600).valid is False
