@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from nameserver.answer import CLASS_CH, Chaos, answer, answer_at_qname
-from nameserver.cookies import CookieJar
+from nameserver.cookies import REFRESH_S, CookieJar
 from nameserver.index import Zone, ZoneTable
 from nameserver.message import COOKIE_OPTION, TC, Answer, Opcode, Outcome, Query, Rcode
 from nameserver.metrics import NameserverMetrics, StatKey
@@ -71,6 +72,11 @@ class TransferRequest:
 # end of the question in the query, (origin, token) of the zones it was
 # computed from: tokens, not zones, so the cache keeps no old zone alive).
 _Entry = tuple[bytes, StatKey, Outcome, int, tuple[tuple[bytes, object], ...]]
+# ... and for a reply carrying a server cookie: when the cookie is due for
+# renewal (wall clock), and whether the client's cookie was valid.
+_CookieEntry = tuple[
+    bytes, StatKey, Outcome, int, tuple[tuple[bytes, object], ...], float, bool
+]
 
 
 def _chaos(options: NameserverOptions) -> Chaos | None:
@@ -121,6 +127,9 @@ class Responder:
         }
         self._udp_cache = self._caches["udp"]
         self._tcp_cache = self._caches["tcp"]
+        # UDP replies that carry a server cookie, per client address: a
+        # resolver repeats the same cookie pair until we renew ours.
+        self._cookie_replies: dict[tuple[str, bytes], _CookieEntry] = {}
         self._stats: dict[StatKey, StatKey] = {}
         self._deps: dict[bytes, tuple[tuple[bytes, object], ...]] = {}  # by origin
 
@@ -133,11 +142,12 @@ class Responder:
             self._origins_version = table.origins_version
             for cache in self._caches.values():
                 cache.clear()
+            self._cookie_replies.clear()
             self._deps.clear()
 
-    def _stale(self, entry: _Entry) -> bool:
+    def _stale(self, deps: tuple[tuple[bytes, object], ...]) -> bool:
         zones = self._zones
-        for origin, token in entry[4]:
+        for origin, token in deps:
             zone = zones.get(origin)
             if zone is None or zone.token is not token:
                 return True
@@ -149,7 +159,9 @@ class Responder:
         if self.table.version != self._version:
             self._check_version()
         entry = self._udp_cache.young.get(data[2:]) or self._udp_cache.get(data)
-        if entry is None or (entry[4] and self._stale(entry)):
+        if entry is None or (entry[4] and self._stale(entry[4])):
+            if self._cookie_replies:
+                return self._cookie_reply(data, peer)
             reply = self._slow(data, peer, "udp")
             return None if isinstance(reply, TransferRequest) else reply
         self.metrics.hits[entry[1]] += 1
@@ -157,12 +169,23 @@ class Responder:
             return self._limited(data, peer, entry, data[:2] + entry[0])
         return data[:2] + entry[0]
 
+    def _cookie_reply(self, data: bytes, peer: Peer) -> bytes | None:
+        """A reply made for this client's cookie, while its server cookie is fresh."""
+        hit = self._cookie_replies.get((peer[0], data[2:]))
+        if hit is None or hit[5] <= time.time() or (hit[4] and self._stale(hit[4])):
+            reply = self._slow(data, peer, "udp")
+            return None if isinstance(reply, TransferRequest) else reply
+        self.metrics.hits[hit[1]] += 1
+        if self.rrl is not None and not hit[6]:
+            return self._limited(data, peer, hit[:5], data[:2] + hit[0])
+        return data[:2] + hit[0]
+
     def tcp(self, data: bytes, peer: Peer) -> bytes | TransferRequest | None:
         """The reply to one TCP message, a transfer to run, or None."""
         if self.table.version != self._version:
             self._check_version()
         entry = self._tcp_cache.get(data)
-        if entry is not None and not self._stale(entry):
+        if entry is not None and not self._stale(entry[4]):
             self.metrics.hits[entry[1]] += 1
             return data[:2] + entry[0]
         return self._slow(data, peer, "tcp")
@@ -213,11 +236,11 @@ class Responder:
             else:
                 ans = answer(query, self.table.index, self._chaos)
                 ans = ans._replace(options=ans.options + options)
-            # replies carrying a cookie are made for one client: never cached
             reply = render(ans, query, limit, self.options.udp_payload)
+            renew_at = float(int.from_bytes(check.reply[12:16], "big") + REFRESH_S)
             return self._done(
                 data, peer, transport, query, reply, ans, ans.zones, cacheable=False,
-                verified=check.valid,
+                verified=check.valid, cookie_renew_at=renew_at,
             )
         found = answer_at_qname(query, self.table.index)
         if found is not None:
@@ -240,9 +263,11 @@ class Responder:
         zones: tuple[Zone, ...],
         cacheable: bool = True,
         verified: bool = False,
+        cookie_renew_at: float | None = None,
     ) -> bytes | None:
         """Count a reply, cache it, and rate-limit it (unless the client is
-        `verified` by a valid server cookie)."""
+        `verified` by a valid server cookie). A reply carrying a server cookie
+        is kept for that client only, until the cookie is due for renewal."""
         if len(zones) == 1:
             zone = zones[0]
             stat: StatKey = (transport, zone.origin_text, query.qtype, ans.rcode)
@@ -262,6 +287,15 @@ class Responder:
         entry: _Entry = (reply[2:], stat, ans.outcome, question_end, deps)
         if cacheable and query.tsig_offset is None:
             self._caches[transport].put(data, question_end - 4, entry)
+        elif (
+            cookie_renew_at is not None
+            and transport == "udp"
+            and ans.outcome is not Outcome.BADCOOKIE
+            and self.options.cache_entries > 0
+        ):
+            if len(self._cookie_replies) >= max(1000, self.options.cache_entries // 4):
+                self._cookie_replies.clear()
+            self._cookie_replies[(peer[0], data[2:])] = (*entry, cookie_renew_at, verified)
         if self.rrl is not None and transport == "udp" and not verified:
             return self._limited(data, peer, entry, reply)
         return reply

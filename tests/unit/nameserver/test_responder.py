@@ -51,3 +51,37 @@ def test_transfers_without_handler() -> None:
     assert ask(responder, make_query("zh.test", "AXFR")).rcode() == dns.rcode.NOTIMP  # UDP
     assert ask(responder, make_query("zh.test", "AXFR"), tcp=True).rcode() == dns.rcode.REFUSED
     assert ask(responder, make_query("nowhere.test", "AXFR"), tcp=True).rcode() == dns.rcode.NOTAUTH
+
+
+def _cookie_query(qname: str, cookie: bytes) -> bytes:
+    import dns.edns
+
+    return make_query(qname, "A", options=[dns.edns.GenericOption(10, cookie)]).to_wire()
+
+
+def _cookie_of(wire: bytes) -> bytes:
+    message = dns.message.from_wire(wire)
+    return next(o.to_wire() for o in message.options if o.otype == 10)
+
+
+def test_cookie_replies_are_kept_per_client_address() -> None:
+    zones = table()
+    responder = Responder(zones)
+    client = b"\x11" * 8
+    first = responder.udp(_cookie_query("www.zh.test", client), PEER)
+    assert first is not None
+    server_cookie = _cookie_of(first)
+    # the resolver now repeats the full cookie pair: same reply, kept for it
+    query = _cookie_query("www.zh.test", server_cookie)
+    again = responder.udp(query, PEER)
+    assert again is not None and _cookie_of(again) == server_cookie
+    assert responder.udp(query, PEER) == again and len(responder._cookie_replies) == 2
+    # the same bytes from another address get a cookie made for that address
+    elsewhere = responder.udp(query, ("198.51.100.9", 53))
+    assert elsewhere is not None and _cookie_of(elsewhere) != server_cookie
+    # an edit of the zone is seen through the kept reply too
+    from storage.snapshot import StoredRRset
+
+    zones.apply_rrsets("zh.test.", 8, [StoredRRset("www.zh.test.", 1, 60, (bytes([192, 0, 2, 99]),))], [])
+    edited = dns.message.from_wire(responder.udp(query, PEER) or b"")
+    assert [rd.to_text() for rd in edited.answer[0]] == ["192.0.2.99"]
