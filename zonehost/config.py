@@ -167,7 +167,7 @@ def nameserver_options(settings: Settings) -> NameserverOptions:
     rate = settings.int("nameserver_rrl_rate", 0)
     return NameserverOptions(
         udp_payload=settings.int("nameserver_udp_payload", 1232),
-        cache_entries=settings.int("nameserver_cache_entries", 100_000),
+        cache_entries=settings.int("nameserver_cache_entries", 20_000),
         tcp_idle_timeout_s=settings.float("nameserver_tcp_idle_timeout", 10.0),
         tcp_max_connections=settings.int("nameserver_tcp_max_connections", 1000),
         tcp_max_per_client=settings.int("nameserver_tcp_max_per_client", 64),
