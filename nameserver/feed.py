@@ -13,11 +13,13 @@ what the API's propagation status reads.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -53,10 +55,11 @@ async def load_everything(db: Database, metrics: NameserverMetrics | None = None
     applied again afterwards, which is harmless (applying reads the store).
     """
     started = time.perf_counter()
-    async with db.read() as session:
-        position = await feed.last_change_id(session)
-        snapshots = await load_zones(session)
-    table = ZoneTable(await asyncio.to_thread(lambda: [build_zone(s) for s in snapshots]))
+    with _collector_paused():
+        async with db.read() as session:
+            position = await feed.last_change_id(session)
+            snapshots = await load_zones(session)
+        table = ZoneTable(await asyncio.to_thread(lambda: [build_zone(s) for s in snapshots]))
     elapsed = time.perf_counter() - started
     if metrics is not None:
         metrics.observe_reload(elapsed)
@@ -162,8 +165,9 @@ class FeedFollower:
             self.metrics.records_loaded = self.table.index.record_count
 
     async def _reload(self, zone_name: str) -> None:
-        async with self.db.read() as session:
-            snapshots = await load_zones(session, [zone_name])
+        with _collector_paused():
+            async with self.db.read() as session:
+                snapshots = await load_zones(session, [zone_name])
         if not snapshots:
             if self.table.remove_zone(zone_name):
                 log.info("zone=%s removed", zone_name)
@@ -213,6 +217,23 @@ class FeedFollower:
             counts[key] = counts.get(key, 0) + item.queries
         today = datetime.now(timezone.utc).date()
         await nsstatus.add_query_counts(session, today, counts)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Read zones without the cyclic garbage collector, then freeze what
+    was read. Zone data is a large acyclic graph of tuples and bytes: left
+    to the collector, each full collection during a big load walks all of
+    it (tens of ms per 100,000 names), stalling queries for other zones.
+    Frozen objects are still freed by reference counting."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
 
 
 def _aware(moment: datetime) -> datetime:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from prometheus_client import REGISTRY
 
@@ -55,11 +55,15 @@ def transfer_config(settings: Settings) -> TransferConfig:
 
 
 async def start_dns(
-    settings: Settings, db: Database, listens: Sequence[tuple[str, int]], *, send_notify: bool = True
+    settings: Settings, db: Database, listens: Sequence[tuple[str, int]], *,
+    send_notify: bool = True, workers: int = 1,
 ) -> DnsService:
     """Load every zone, start following the feed and serve. With several
-    worker processes only one should `send_notify`."""
+    worker processes (SO_REUSEPORT) only one should `send_notify`."""
     xfr = transfer_config(settings)
+    options = nameserver_options(settings)
+    if workers > 1:
+        options = replace(options, reuse_port=True)
     metrics = NameserverMetrics()
     try:
         ns_metrics.register(metrics, REGISTRY)
@@ -73,7 +77,7 @@ async def start_dns(
     )
     await follower.catch_up()
     running = await serve(
-        table, listens, nameserver_options(settings), metrics,
+        table, listens, options, metrics,
         notify=NotifyResponder(table), transfers=TransferService(db, table, xfr, metrics),
     )
     follower.start()

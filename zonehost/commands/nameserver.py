@@ -44,11 +44,11 @@ def cmd_nameserver(args: argparse.Namespace, settings: Settings) -> int:
     for _ in range(workers - 1):
         pid = os.fork()
         if pid == 0:
-            asyncio.run(_run(settings, listens, send_notify=False))
+            asyncio.run(_run(settings, listens, workers, send_notify=False))
             os._exit(0)
         children.append(pid)
     try:
-        asyncio.run(_run(settings, listens, send_notify=True))
+        asyncio.run(_run(settings, listens, workers, send_notify=True))
     finally:
         for pid in children:
             os.kill(pid, signal.SIGTERM)
@@ -56,11 +56,15 @@ def cmd_nameserver(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _run(settings: Settings, listens: list[tuple[str, int]], *, send_notify: bool) -> None:
+async def _run(
+    settings: Settings, listens: list[tuple[str, int]], workers: int, *, send_notify: bool
+) -> None:
     db = await open_database(settings)
     try:
         try:
-            service = await start_dns(settings, db, listens, send_notify=send_notify)
+            service = await start_dns(
+                settings, db, listens, send_notify=send_notify, workers=workers
+            )
         except OSError as exc:
             raise CommandError(f"cannot listen: {exc}") from exc
         stop = asyncio.Event()
