@@ -535,6 +535,19 @@ def test_postgresql_roles_give_each_service_what_it_needs(
     assert not problems, problems
 
 
+async def _reported(db: Database, instance: str, timeout_s: float = 20.0) -> None:
+    from storage.models.nameserver import NameserverInstance
+
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        async with db.read() as session:
+            row = await session.get(NameserverInstance, instance)
+        if row is not None:
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"{instance} never reported"
+        await asyncio.sleep(0.05)
+
+
 async def _exercise_roles(urls: dict[str, str]) -> None:
     import dns.asyncquery
     import dns.message
@@ -562,7 +575,7 @@ async def _exercise_roles(urls: dict[str, str]) -> None:
             query = dns.message.make_query("ns1.example.com.", "A")
             reply = await dns.asyncquery.udp(query, "127.0.0.1", port=port, timeout=5)
             assert [r.to_text() for rr in reply.answer for r in rr] == ["192.0.2.1"]
-            await service.follower._report_position()  # the write the heartbeat makes
+            await _reported(ns, "deploy-test")  # the heartbeat's write went through
         finally:
             await service.close()
         assert "permission denied" in await _denied(ns, "DELETE FROM zones")
