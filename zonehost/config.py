@@ -163,19 +163,20 @@ def billing_config(settings: Settings) -> BillingConfig:
 
 
 def nameserver_options(settings: Settings) -> NameserverOptions:
-    """`[nameserver]` settings (ZONEHOST_NAMESERVER_*)."""
+    """`[nameserver]` settings (ZONEHOST_NAMESERVER_*); defaults are NameserverOptions'."""
+    d = NameserverOptions()
     rate = settings.int("nameserver_rrl_rate", 0)
     return NameserverOptions(
-        udp_payload=settings.int("nameserver_udp_payload", 1232),
-        cache_entries=settings.int("nameserver_cache_entries", 20_000),
-        tcp_idle_timeout_s=settings.float("nameserver_tcp_idle_timeout", 10.0),
-        tcp_max_connections=settings.int("nameserver_tcp_max_connections", 1000),
-        tcp_max_per_client=settings.int("nameserver_tcp_max_per_client", 64),
+        udp_payload=settings.int("nameserver_udp_payload", d.udp_payload),
+        cache_entries=settings.int("nameserver_cache_entries", d.cache_entries),
+        tcp_idle_timeout_s=settings.float("nameserver_tcp_idle_timeout", d.tcp_idle_timeout_s),
+        tcp_max_connections=settings.int("nameserver_tcp_max_connections", d.tcp_max_connections),
+        tcp_max_per_client=settings.int("nameserver_tcp_max_per_client", d.tcp_max_per_client),
         reuse_port=settings.int("nameserver_workers", 1) > 1,
         rrl=RrlOptions(rate_per_s=rate, slip=settings.int("nameserver_rrl_slip", 2))
         if rate > 0
         else None,
-        cookies=settings.bool("nameserver_cookies", True),
+        cookies=settings.bool("nameserver_cookies", d.cookies),
         version=settings.optional_str("nameserver_version"),
         identity=settings.optional_str("nameserver_identity"),
     )
