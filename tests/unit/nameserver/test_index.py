@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import dns.rcode
 import dns.rdata
 import dns.rdataclass
@@ -120,3 +122,30 @@ def test_names_with_escapes_are_indexed() -> None:
     assert name_to_wire("weird\\.label.zh.test.") == b"\x0bweird.label\x02zh\x04test\x00"
     assert name_to_wire("WWW.Zh.Test.") == b"\x03www\x02zh\x04test\x00"
     assert name_to_wire(".") == b"\x00"
+
+
+def _many_names(count: int, address: str) -> ZoneSnapshot:
+    soa = dns.rdata.from_text(
+        dns.rdataclass.IN, dns.rdatatype.SOA, "ns.many.test. h.many.test. 1 7200 3600 1209600 60"
+    )
+    rrsets = [StoredRRset("many.test.", 6, 3600, (soa.to_digestable(),))]
+    wire = bytes(int(part) for part in address.split("."))
+    rrsets += [StoredRRset(f"h{i}.many.test.", 1, 60, (wire,)) for i in range(count)]
+    return ZoneSnapshot(9, "many.test.", 1, True, tuple(rrsets))
+
+
+async def test_a_replaced_big_zone_is_freed_a_slice_at_a_time() -> None:
+    zones = ZoneTable.from_snapshots([_many_names(12_000, "192.0.2.1")])
+    held = zones.get("many.test.")  # e.g. an AXFR still reading it
+    assert held is not None
+    zones.replace_zone(_many_names(12_000, "192.0.2.2"))
+    freed = zones.get("many.test.")
+    assert freed is not None
+    nodes = freed.nodes  # the dict only: the zone itself is not held
+    del freed
+    zones.replace_zone(_many_names(12_000, "192.0.2.3"))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert len(nodes) == 0  # taken apart, over several loop turns
+    assert len(held.nodes) == 12_001  # still in use: left alone
+    assert lines(ask(zones, "h5.many.test", "A").answer) == {"h5.many.test. 60 A 192.0.2.3"}
