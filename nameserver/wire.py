@@ -29,6 +29,8 @@ _U16 = struct.Struct("!H")
 _RR_FIXED = struct.Struct("!HHIH")  # TYPE CLASS TTL RDLEN
 _OPT_FIXED = struct.Struct("!HHIH")
 _QFIXED = struct.Struct("!HH")
+_OPT_HEAD = struct.Struct("!HI")  # CLASS (payload), TTL (ext. rcode, version, flags)
+_ROOT_OPT = b"\x00\x00\x29"  # root owner, TYPE 41
 
 MAX_NAME = 255
 UDP_MIN = 512
@@ -120,7 +122,17 @@ def parse_query(data: bytes) -> Query:
     pos += 4
     edns: Edns | None = None
     tsig_offset: int | None = None
-    if ancount or nscount or arcount:
+    if (
+        arcount == 1
+        and not ancount
+        and not nscount
+        and data[pos : pos + 3] == _ROOT_OPT
+        and data[pos + 9 : pos + 11] == b"\0\0"
+    ):
+        # The usual case: one option-less OPT (root owner, RDLEN 0).
+        payload, ttl = _OPT_HEAD.unpack_from(data, pos + 3)
+        edns = Edns((ttl >> 16) & 0xFF, payload, bool(ttl & 0x8000), (), None)
+    elif ancount or nscount or arcount:
         try:
             edns, tsig_offset = _parse_records(data, pos, ancount, nscount, arcount, qtype)
         except (IndexError, ValueError, struct.error):
