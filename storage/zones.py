@@ -17,7 +17,7 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.SOA
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dnsdata import RRsetData, ZoneContent, check_edit, check_zone, rrset_from_rdatas
@@ -139,11 +139,27 @@ async def _stored_rows(
     }
 
 
-async def _stored_index(session: AsyncSession, zone_id: int) -> dict[tuple[str, int], tuple[int, int]]:
-    """(name, rdtype) -> (rrset id, ttl) for every RRset of the zone; one query."""
-    rows = await session.execute(
-        select(RRset.name, RRset.rdtype, RRset.id, RRset.ttl).where(RRset.zone_id == zone_id)
-    )
+async def _stored_index(
+    session: AsyncSession, zone_id: int, near: Iterable[dns.name.Name] | None = None
+) -> dict[tuple[str, int], tuple[int, int]]:
+    """(name, rdtype) -> (rrset id, ttl) of the zone's RRsets; one query.
+
+    With `near`, only what the zone rules can involve for an edit at those
+    names: the names and their ancestors, and every DNAME (data below one
+    is refused). That keeps an edit of a 100,000-name zone from reading it
+    all. A DNAME being added needs the whole zone: pass None.
+    """
+    query = select(RRset.name, RRset.rdtype, RRset.id, RRset.ttl).where(RRset.zone_id == zone_id)
+    if near is not None:
+        related = {
+            ancestor.to_text()
+            for name in near
+            for ancestor in (name.split(depth)[1] for depth in range(1, len(name) + 1))
+        }
+        query = query.where(
+            or_(RRset.name.in_(sorted(related)), RRset.rdtype == int(dns.rdatatype.DNAME))
+        )
+    rows = await session.execute(query)
     return {(name, rdtype): (rrset_id, ttl) for name, rdtype, rrset_id, ttl in rows}
 
 
@@ -428,7 +444,10 @@ async def apply_changes(
     origin = dns.name.from_text(zone.name)
     puts = [c.rrset for c in changes if c.rrset is not None]
     deletes = [(c.name, c.rdtype) for c in changes if c.rrset is None]
-    index = await _stored_index(session, zone.id)
+    adds_dname = any(r.rdtype == dns.rdatatype.DNAME for r in puts)
+    index = await _stored_index(
+        session, zone.id, None if adds_dname else [c.name for c in changes]
+    )
     existing = [(dns.name.from_text(name), rdtype) for name, rdtype in index]
     problems = check_edit(origin, existing, put=puts, delete=deletes)
     if problems:
