@@ -36,10 +36,13 @@ class ReplyCache(Generic[E]):
         self._old.clear()
 
     def get(self, data: bytes) -> E | None:
+        entry = self.young.get(data[2:])
+        return entry if entry is not None else self.recall(data)
+
+    def recall(self, data: bytes) -> E | None:
+        """`get` for a query already looked up in `young` (the hot path does
+        that itself): the old generation, then the query's name case-folded."""
         key = data[2:]
-        entry = self.young.get(key)
-        if entry is not None:
-            return entry
         entry = self._old.get(key)
         if entry is not None:
             self.young[key] = entry

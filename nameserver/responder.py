@@ -158,7 +158,7 @@ class Responder:
         """The reply to one UDP datagram, or None to send nothing."""
         if self.table.version != self._version:
             self._check_version()
-        entry = self._udp_cache.young.get(data[2:]) or self._udp_cache.get(data)
+        entry = self._udp_cache.young.get(data[2:]) or self._udp_cache.recall(data)
         if entry is None or (entry[4] and self._stale(entry[4])):
             if self._cookie_replies:
                 return self._cookie_reply(data, peer)
