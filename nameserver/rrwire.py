@@ -62,6 +62,7 @@ class CompressedRecord:
     head: bytes  # rdata bytes before the first name (MX preference)
     names: tuple[bytes, ...]
     tail: bytes  # rdata bytes after the last name (SOA counters)
+    lead: bytes  # what the renderer writes first: ttc, a zero RDLENGTH to patch, head
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,13 +128,17 @@ def _targets(rdtype: int, rdatas: tuple[bytes, ...]) -> tuple[bytes, ...]:
     return ()
 
 
+def _compressed(ttc: bytes, head: bytes, names: tuple[bytes, ...], tail: bytes) -> CompressedRecord:
+    return CompressedRecord(ttc, head, names, tail, ttc + b"\0\0" + head)
+
+
 def prepare_rrset(
     rdtype: int, ttl: int, rdatas: tuple[bytes, ...], rdclass: int = CLASS_IN
 ) -> PreparedRRset:
     """Precompute the wire fragments of one RRset."""
     ttc = _TTC.pack(rdtype, rdclass, ttl)
     if rdtype in _ONE_NAME or rdtype in (MX, SOA, MINFO):
-        compressed = tuple(CompressedRecord(ttc, *_split(rdtype, rd)) for rd in rdatas)
+        compressed = tuple(_compressed(ttc, *_split(rdtype, rd)) for rd in rdatas)
         return PreparedRRset(rdtype, ttl, (), compressed, _targets(rdtype, rdatas))
     records = tuple(ttc + _U16.pack(len(rd)) + rd for rd in rdatas)
     return PreparedRRset(rdtype, ttl, records, (), _targets(rdtype, rdatas))

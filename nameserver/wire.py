@@ -227,6 +227,7 @@ class _Writer:
     def name(self, name: bytes) -> None:
         buf = self.buf
         names = self.names if self.names is not None else self._table()
+        base = len(buf)
         pos = 0
         while name[pos]:
             suffix = name[pos:]
@@ -235,8 +236,8 @@ class _Writer:
                 buf += name[:pos]
                 buf += _U16.pack(0xC000 | offset)
                 return
-            if len(buf) + pos < 0x4000:
-                names[suffix] = len(buf) + pos
+            if base + pos < 0x4000:
+                names[suffix] = base + pos
             pos += name[pos] + 1
         buf += name
 
@@ -260,20 +261,17 @@ class _Writer:
         if records:
             buf += ref.join(records)
             return len(records)
-        first = True
-        for crec in rrset.compressed:
-            if not first:
+        compressed = rrset.compressed
+        for i, crec in enumerate(compressed):
+            if i:
                 buf += ref
-            first = False
-            buf += crec.ttc
-            at = len(buf)
-            buf += b"\0\0"
-            buf += crec.head
+            at = len(buf) + 8  # RDLENGTH, after TYPE CLASS TTL
+            buf += crec.lead
             for name in crec.names:
                 self.name(name)
             buf += crec.tail
-            buf[at : at + 2] = _U16.pack(len(buf) - at - 2)
-        return len(rrset.compressed)
+            _U16.pack_into(buf, at, len(buf) - at - 2)
+        return len(compressed)
 
     def section(self, items: tuple[Placed, ...], limit: int, must_fit: bool) -> tuple[int, bool]:
         """Write whole RRsets while they fit; returns (records written, truncated)."""
