@@ -116,7 +116,7 @@ async def _stream_rrsets(
     ttl = 0
     wires: list[bytes] = []
     result = await session.stream(query)
-    async for partition in result.partitions(2000):
+    async for partition in result.partitions(500):
         for row in partition:
             zone_id, name, rdtype, row_ttl, wire = cast(tuple[int, str, int, int, bytes], row)
             key = (zone_id, name, rdtype)
