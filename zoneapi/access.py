@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dnsdata import InvalidName, zone_origin
@@ -63,6 +63,17 @@ def require_active(principal: Principal) -> None:
     enforce(account_active(principal.account_status))
 
 
+# Built once: every zone request runs them.
+_ZONE_LOOKUP = (
+    select(Zone.id, Zone.account_id, Zone.business_unit_id, BusinessUnit.ip_allowlist)
+    .outerjoin(BusinessUnit, BusinessUnit.id == Zone.business_unit_id)
+    .where(Zone.name == bindparam("name"))
+)
+_GRANTED = select(UserRight.right).where(
+    UserRight.user_id == bindparam("user_id"), UserRight.zone_id == bindparam("zone_id")
+)
+
+
 async def zone_access(
     session: AsyncSession, principal: Principal, zone_text: str, need: Right = Right.VIEW
 ) -> ZoneAccess:
@@ -73,11 +84,7 @@ async def zone_access(
     it but lacks `need`.
     """
     name = zone_name(zone_text)
-    row = (await session.execute(
-        select(Zone.id, Zone.account_id, Zone.business_unit_id, BusinessUnit.ip_allowlist)
-        .outerjoin(BusinessUnit, BusinessUnit.id == Zone.business_unit_id)
-        .where(Zone.name == name)
-    )).first()
+    row = (await session.execute(_ZONE_LOOKUP, {"name": name})).first()
     if row is None or row[1] != principal.account_id or not token_may_see_zone(
         principal.token, name
     ):
@@ -86,9 +93,7 @@ async def zone_access(
     granted: list[Right] = []
     if principal.role == UserRole.USER:
         granted = list((await session.execute(
-            select(UserRight.right).where(
-                UserRight.user_id == principal.user_id, UserRight.zone_id == zone_id
-            )
+            _GRANTED, {"user_id": principal.user_id, "zone_id": zone_id}
         )).scalars())
     rights = effective_rights(principal.role, True, granted)
     if not rights:

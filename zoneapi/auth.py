@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from storage.models import Account, AccountStatus, BusinessUnit, User, UserRole
 from storage.models.auth import ApiSession, ApiToken
@@ -64,6 +64,7 @@ class Principal:
     unit_allowlist: tuple[IPNetwork, ...]
     totp_enabled: bool
     mobile: str | None  # verified mobile number, if any
+    account_email: str = ""  # the account's primary address (security notices go there too)
 
     @property
     def credential(self) -> str:
@@ -165,6 +166,7 @@ def _principal(
         unit_allowlist=parse_networks(unit_allowlist or ()),
         totp_enabled=user.totp_confirmed_at is not None,
         mobile=user.mobile if user.mobile_verified else None,
+        account_email=account.primary_email,
     )
 
 
@@ -172,18 +174,30 @@ def _usable(user: User, account: Account) -> bool:
     return not user.disabled and account.status != AccountStatus.CLOSED
 
 
+# Built once (every request runs one of them): the credential by digest,
+# with its user, account and the user's business-unit allowlist.
+_TOKEN_LOOKUP = (
+    select(ApiToken, User, Account, BusinessUnit.ip_allowlist)
+    .join(User, User.id == ApiToken.user_id)
+    .join(Account, Account.id == User.account_id)
+    .outerjoin(BusinessUnit, BusinessUnit.id == User.business_unit_id)
+    .where(ApiToken.token_hash == bindparam("digest"))
+)
+_SESSION_LOOKUP = (
+    select(ApiSession, User, Account, BusinessUnit.ip_allowlist)
+    .join(User, User.id == ApiSession.user_id)
+    .join(Account, Account.id == User.account_id)
+    .outerjoin(BusinessUnit, BusinessUnit.id == User.business_unit_id)
+    .where(ApiSession.sid_hash == bindparam("digest"))
+)
+
+
 async def _from_token(ctx: Context, secret: str, address: IPAddress) -> Principal:
     if len(secret) > 200:
         raise Unauthenticated("invalid_token", "unknown or revoked token")
     now = ctx.clock.now()
     async with ctx.db.read() as session:
-        row = (await session.execute(
-            select(ApiToken, User, Account, BusinessUnit.ip_allowlist)
-            .join(User, User.id == ApiToken.user_id)
-            .join(Account, Account.id == User.account_id)
-            .outerjoin(BusinessUnit, BusinessUnit.id == User.business_unit_id)
-            .where(ApiToken.token_hash == digest(secret))
-        )).first()
+        row = (await session.execute(_TOKEN_LOOKUP, {"digest": digest(secret)})).first()
     if row is None:
         raise Unauthenticated("invalid_token", "unknown or revoked token")
     token, user, account, unit_allowlist = row
@@ -228,13 +242,7 @@ async def _from_session(ctx: Context, sid: str, address: IPAddress) -> tuple[Pri
         raise Unauthenticated("session_expired", "the session has ended; log in again")
     now = ctx.clock.now()
     async with ctx.db.read() as session:
-        row = (await session.execute(
-            select(ApiSession, User, Account, BusinessUnit.ip_allowlist)
-            .join(User, User.id == ApiSession.user_id)
-            .join(Account, Account.id == User.account_id)
-            .outerjoin(BusinessUnit, BusinessUnit.id == User.business_unit_id)
-            .where(ApiSession.sid_hash == digest(sid))
-        )).first()
+        row = (await session.execute(_SESSION_LOOKUP, {"digest": digest(sid)})).first()
     if row is None:
         raise Unauthenticated("session_expired", "the session has ended; log in again")
     api_session, user, account, unit_allowlist = row
