@@ -6,76 +6,51 @@ audit and change feed), sequentially and with concurrent clients.
     python bench/api_edits.py --database-url postgresql+asyncpg://postgres@127.0.0.1/zh_bench
     python bench/api_edits.py --seconds 10 --clients 8
 
-Each edit is a one-RRset PUT (like PowerDNS's one-RRset PATCH) with a new
-address every time, so every request really writes. Prints edits/s, error
-count and latency percentiles for each phase.
+The API runs as its own `zonehost zoneapi` process, as in production, so
+the figures are the server's alone: besides wall-clock edits/s (which a
+loaded machine drags down) it reports the server process's CPU time per
+edit (user + system, from /proc/PID/stat), the figure to compare between
+runs. Each edit is a one-RRset PUT (like PowerDNS's one-RRset PATCH) with a
+new address every time, so every request really writes. A PostgreSQL URL
+names a database that is dropped and created afresh.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import resource
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from storage import zones as store
-from storage.db import Database, connect
-from storage.dnsdata import zone_from_text, zone_origin
-from storage.migrate import upgrade
-from storage.models import Account, AccountStatus, Zone
-from storage.models.auth import ApiToken
-from zoneapi.app import start_api
-from zoneapi.config import RateLimit, ZoneApiConfig, new_secret_key
-from zoneapi.crypto import digest, new_token
-from zoneapi.keys import CONTEXT
-from zoneapi.services import accounts
-
-ZONE = """$ORIGIN bench.example.
-@ 3600 IN SOA ns1.host.example. hostmaster.host.example. 1 7200 3600 1209600 300
-@ 3600 IN NS ns1.host.example.
-@ 3600 IN NS ns2.host.example.
-www 300 IN A 192.0.2.1
-"""
+from bench.api_support import SOURCE, ApiServer, fresh_database, seed_account
 
 
-async def seed(db: Database, config: ZoneApiConfig) -> str:
-    from sqlalchemy import update
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    from zoneapi.app import create_app
 
-    ctx = create_app(config, db)[CONTEXT]
-    origin = zone_origin("bench.example")
-    async with db.write() as session:
-        account, user = await accounts.sign_up(
-            session, ctx, login="bench", password="a long bench password", email="b@x.example",
-            name="Bench", country="FR", postal_address="", phone=None)
-        account.status = AccountStatus.ACTIVE
-        await session.flush()
-        await session.execute(update(Account).where(Account.id == account.id)
-                              .values(ip_allowlist=["127.0.0.0/8", "::1/128"]))
-        await store.replace_zone(session, zone_from_text(ZONE, origin), store.OPERATOR)
-        await session.execute(update(Zone).where(Zone.name == "bench.example.")
-                              .values(account_id=account.id))
-        secret = new_token()
-        session.add(ApiToken(token_hash=digest(secret), user_id=user.id, name="bench",
-                             allowed_subnets=[], policies=[], perm_manage=False))
-    return secret
+def own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def client(http: aiohttp.ClientSession, url: str, token: str, names: list[str],
                  deadline: float, counter: list[int], latencies: list[float],
-                 errors: list[str]) -> None:
+                 errors: list[str], limit: int | None = None) -> None:
     i = 0
     headers = {"Authorization": f"Bearer {token}"}
-    while time.perf_counter() < deadline:
+    while time.perf_counter() < deadline and (limit is None or i < limit):
         i += 1
         name = names[i % len(names)]
         n = counter[0] = counter[0] + 1
@@ -88,53 +63,64 @@ async def client(http: aiohttp.ClientSession, url: str, token: str, names: list[
         latencies.append(time.perf_counter() - started)
 
 
-async def phase(url: str, token: str, clients: int, seconds: float) -> None:
+async def warm_up(url: str, token: str, requests: int) -> None:
+    """First requests pay for imports and SQL compilation: keep them out of the figures."""
+    async with aiohttp.ClientSession() as http:
+        await client(http, url, token, ["warm"], time.perf_counter() + 60, [0], [], [],
+                     limit=requests)
+
+
+async def phase(url: str, token: str, clients: int, seconds: float, server_pid: int) -> None:
     latencies: list[float] = []
     errors: list[str] = []
     counter = [0]
     connector = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(connector=connector) as http:
         deadline = time.perf_counter() + seconds
+        cpu_server, cpu_client = process_cpu_s(server_pid), own_cpu_s()
         started = time.perf_counter()
         await asyncio.gather(*(
             client(http, url, token, [f"c{c}-{k}" for k in range(20)], deadline, counter,
                    latencies, errors)
             for c in range(clients)))
         elapsed = time.perf_counter() - started
-    ok = len(latencies) - len(errors)
-    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+        cpu_server = process_cpu_s(server_pid) - cpu_server
+        cpu_client = own_cpu_s() - cpu_client
+    done = len(latencies)
+    ok = done - len(errors)
+    q = statistics.quantiles(latencies, n=100) if done > 1 else [0.0] * 99
     print(f"  {clients} client(s): {ok / elapsed:7.1f} edits/s ok, {len(errors)} errors, "
           f"latency p50 {q[49] * 1000:.1f} ms p99 {q[98] * 1000:.1f} ms "
-          f"({len(latencies)} requests in {elapsed:.1f} s)")
+          f"({done} requests in {elapsed:.1f} s)")
+    print(f"      server CPU {cpu_server / max(done, 1) * 1000:.2f} ms/edit "
+          f"(= {done / cpu_server if cpu_server else 0:.0f} edits per CPU-second), "
+          f"bench client CPU {cpu_client / max(done, 1) * 1000:.2f} ms/edit")
     for error in errors[:3]:
         print(f"    error: {error}")
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--database-url")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--port", type=int, default=18053)
+    parser.add_argument("--zone-rrsets", type=int, default=0,
+                        help="RRsets in the edited zone besides the edited ones")
+    parser.add_argument("--server-source", type=Path, default=SOURCE,
+                        help="run the server from this checkout (e.g. `git archive` of an "
+                        "older commit) to compare; the schema must be the same")
+    parser.add_argument("--profile", type=Path,
+                        help="run the server under cProfile (CPU clock), stats written here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        url = args.database_url or f"sqlite+aiosqlite:///{tmp}/bench.sqlite3"
-        db = connect(url)
-        await upgrade(db)
-        unlimited = RateLimit(1e9, 10**9)
-        config = replace(ZoneApiConfig(secret_key=new_secret_key()),
-                         listen=("127.0.0.1", args.port), rate_per_address=unlimited,
-                         rate_per_token=unlimited)
-        token = await seed(db, config)
-        runner = await start_api(config, db)
-        try:
-            print(f"zone API edits on {db.engine.dialect.name} ({db.safe_url}):")
-            base = f"http://127.0.0.1:{args.port}/api/v1/zones/bench.example"
-            await phase(base, token, 1, args.seconds)
-            await phase(base, token, args.clients, args.seconds)
-        finally:
-            await runner.cleanup()
-            await db.close()
+        url = await fresh_database(args.database_url or f"sqlite+aiosqlite:///{tmp}/bench.sqlite3")
+        token = await seed_account(url, "bench.example", extra_rrsets=args.zone_rrsets)
+        async with ApiServer(url, Path(tmp), args.profile, args.server_source) as server:
+            print(f"zone API edits on {server.dialect} (server pid {server.pid}):")
+            base = f"{server.base_url}/zones/bench.example"
+            await warm_up(base, token, 100)
+            await phase(base, token, 1, args.seconds, server.pid)
+            await phase(base, token, args.clients, args.seconds, server.pid)
 
 
 if __name__ == "__main__":
