@@ -25,8 +25,9 @@ class ForwarderConfig:
     command_timeout_s: float = 300.0
     data_timeout_s: float = 600.0
     max_hops: int = 30
-    # alias cache: feeds read at most this often (0: every RCPT sees every commit)
-    alias_cache_check_s: float = 0.05
+    # alias cache: an RCPT answer is never older than this (0: every RCPT sees
+    # every commit); under steady mail the feeds are read ahead, so no RCPT waits
+    alias_cache_check_s: float = 0.5
     alias_cache_max_age_s: float = 60.0  # bounds edits made without a feed row
     # SRS
     srs_domain: str = "localhost.localdomain"

@@ -18,6 +18,7 @@ import logging
 import random
 import time
 import uuid
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,7 +35,6 @@ from mx_forwarder.queue import (
     Claimed,
     Outcome,
     claim_due,
-    claim_ids,
     insert_messages,
     record_outcomes,
     release,
@@ -312,18 +312,21 @@ def worker_name(config: ForwarderConfig) -> str:
 
 class DeliveryService:
     """Sends `delivery_concurrency` deliveries at a time; one bookkeeping loop
-    records their outcomes and leases the next ones, in one transaction per
-    round.
+    records their outcomes and polls the store, one transaction per round.
 
-    Deliveries the local QueueWriter has just committed are handed over in
-    memory (`offer`) and leased by id, without reading them back; the store
-    is polled every `poll_interval_s` (or at once after `wake`) for the rest:
-    retries, notices, other hosts' leftovers, and what was queued before a
-    crash. Bookkeeping runs at synchronous=NORMAL on SQLite: a lost power
+    Mail this process has just queued is already leased to it (the
+    QueueWriter wrote the lease with the rows, see `reserve`) and handed
+    over in memory with its bytes (`offer`): it goes out with no further
+    query. The store is polled every `poll_interval_s` (or at once after
+    `wake`) for the rest: retries, notices, other hosts' leftovers, and what
+    was queued before a crash. A slot stays taken until the delivery's
+    outcome is committed, so a crash repeats at most the deliveries in
+    flight. Bookkeeping runs at synchronous=NORMAL on SQLite: a power cut
     could repeat a delivery, never lose one (the queue write is FULL).
     """
 
-    MAX_FRESH = 10_000  # beyond this, new deliveries wait in the store for a poll
+    MAX_FRESH = 10_000  # beyond this, new mail is queued unleased and waits for a poll
+    LEASE_MARGIN_S = 30.0  # a handed-over delivery this close to its lease's end is left to a poll
 
     def __init__(self, config: ForwarderConfig, db: Database, sender: Sender,
                  gate: asyncio.Lock | None = None) -> None:
@@ -332,12 +335,14 @@ class DeliveryService:
         self.sender = sender
         self.gate = gate or asyncio.Lock()
         self.worker_id = worker_name(config)
+        self.lease_s = config.lease_s
         self._wake = asyncio.Event()
         self._poll_soon = True  # leftovers of an earlier run first
-        self._fresh: list[Claimed] = []
+        self._fresh: deque[tuple[Claimed, float]] = deque()  # with its lease's end (monotonic)
         self._results: list[Outcome] = []
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._ready = asyncio.Event()  # set once earlier leases are taken back
         self._tasks: list[asyncio.Task[None]] = []
 
     def wake(self) -> None:
@@ -345,10 +350,22 @@ class DeliveryService:
         self._poll_soon = True
         self._wake.set()
 
+    def reserve(self, count: int) -> datetime | None:
+        """May the QueueWriter lease `count` new deliveries to us? Then until when."""
+        if self._stopping or not self._ready.is_set() or len(self._fresh) + count > self.MAX_FRESH:
+            return None
+        return datetime.now(UTC) + timedelta(seconds=self.lease_s)
+
     def offer(self, fresh: list[Claimed]) -> None:
-        """Deliveries just committed by this process's QueueWriter."""
-        room = self.MAX_FRESH - len(self._fresh)
-        self._fresh.extend(fresh[:max(0, room)])
+        """Deliveries just committed and leased to us by this process's QueueWriter:
+        sent at once when there is a free slot, else as soon as one frees."""
+        ends = time.monotonic() + self.lease_s - self.LEASE_MARGIN_S
+        limit = max(1, self.config.delivery_concurrency)
+        for item in fresh:
+            if not self._fresh and len(self._inflight) + len(self._results) < limit:
+                self._launch(item)
+            else:
+                self._fresh.append((item, ends))
         self._wake.set()
 
     def start(self) -> None:
@@ -368,11 +385,16 @@ class DeliveryService:
         self._wake.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.sender.close()
-        try:
+        try:  # what is still leased to us (handed over, not sent) is due again
             async with self.gate:
                 await release(self.db, self.worker_id)
         except Exception as exc:  # noqa: BLE001  (the lease runs out by itself anyway)
             log.warning("could not release leases: %s", exc)
+
+    def _launch(self, item: Claimed) -> None:
+        task = asyncio.create_task(self._deliver(item))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
 
     async def _bookkeeping_loop(self) -> None:
         limit = max(1, self.config.delivery_concurrency)
@@ -383,15 +405,23 @@ class DeliveryService:
                 await release(self.db, self.worker_id)
         except Exception as exc:  # noqa: BLE001  (then the leases run out by themselves)
             log.warning("could not take back earlier leases: %s", exc)
+        self._ready.set()
         while True:
+            # busy: sending, or sent with the outcome not committed yet
+            busy = len(self._inflight) + len(self._results)
+            now = time.monotonic()
+            while self._fresh and busy < limit and not self._stopping:
+                item, ends = self._fresh.popleft()
+                if now < ends:
+                    self._launch(item)
+                    busy += 1
+                # else: its lease is about to run out: a poll will find it
             outcomes, self._results = self._results, []
-            free = 0 if self._stopping else limit - len(self._inflight)
-            fresh = self._fresh[:max(0, free)]
-            del self._fresh[:len(fresh)]
-            since_poll = time.monotonic() - last_poll
-            poll = free > len(fresh) and (self._poll_soon
-                                          or since_poll >= self.config.poll_interval_s)
-            if not (outcomes or fresh or poll):
+            free = 0 if self._stopping else limit - len(self._inflight) - len(outcomes)
+            since_poll = now - last_poll
+            poll = free > 0 and not self._fresh and (
+                self._poll_soon or since_poll >= self.config.poll_interval_s)
+            if not (outcomes or poll):
                 if self._stopping and not self._inflight:
                     return
                 self._wake.clear()
@@ -404,10 +434,8 @@ class DeliveryService:
             try:
                 async with self.gate, self.db.write() as session:
                     spooled = await record_outcomes(session, outcomes)
-                    leased = await claim_ids(session, self.worker_id,
-                                             [c.delivery_id for c in fresh], self.config.lease_s)
-                    due = (await claim_due(session, self.worker_id, free - len(leased),
-                                           self.config.lease_s, skip_locked=self.db.is_postgres)
+                    due = (await claim_due(session, self.worker_id, free, self.lease_s,
+                                           skip_locked=self.db.is_postgres)
                            if poll else [])
             except Exception as exc:  # noqa: BLE001  (keep the worker alive; the leases expire)
                 failures += 1
@@ -419,15 +447,13 @@ class DeliveryService:
             failures = 0
             if poll:
                 last_poll = time.monotonic()
-                self._poll_soon = len(due) == free - len(leased)  # more may be due
+                self._poll_soon = len(due) == free  # more may be due
             if any(o.notification is not None for o in outcomes):
                 self._poll_soon = True
             for path in spooled:
                 Spool.remove(path)
-            for item in [c for c in fresh if c.delivery_id in leased] + due:
-                task = asyncio.create_task(self._deliver(item))
-                self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
+            for item in due:
+                self._launch(item)
 
     async def _deliver(self, item: Claimed) -> None:
         try:
@@ -444,7 +470,7 @@ class DeliveryService:
             metrics.DELIVERED.inc()
             log.info("delivered message=%d to=%s via %s", item.message_id, item.target,
                      attempt.remote)
-            return Outcome(item.delivery_id, DeliveryState.DELIVERED, attempt.detail)
+            return Outcome(item.delivery_id, item.message_id, DeliveryState.DELIVERED, attempt.detail)
         expired = (now - item.received_at).total_seconds() >= self.config.max_queue_age_s
         if attempt.verdict is Verdict.TEMPORARY and not expired:
             metrics.DEFERRED.inc()
@@ -452,7 +478,7 @@ class DeliveryService:
                         self.config.retry_base_s * (2 ** min(item.attempts, 20)))
             log.info("deferred message=%d to=%s: %s", item.message_id, item.target,
                      attempt.detail)
-            return Outcome(item.delivery_id, DeliveryState.DEFERRED, attempt.detail,
+            return Outcome(item.delivery_id, item.message_id, DeliveryState.DEFERRED, attempt.detail,
                            now + timedelta(seconds=delay))
         metrics.BOUNCED.inc()
         status = attempt.status
@@ -467,7 +493,7 @@ class DeliveryService:
             note = notices.build_dsn(item, hostname=self.config.hostname,
                                      status=status if status[0] in "45" else "5.0.0",
                                      diagnostic=detail, remote_mta=attempt.remote)
-        return Outcome(item.delivery_id, DeliveryState.BOUNCED, detail, None, note)
+        return Outcome(item.delivery_id, item.message_id, DeliveryState.BOUNCED, detail, None, note)
 
     async def _housekeeping_loop(self) -> None:
         pruned_at = float("-inf")

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import ColumnElement, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -64,6 +65,7 @@ class Claimed:
 @dataclass(frozen=True, slots=True)
 class Outcome:
     delivery_id: int
+    message_id: int
     state: DeliveryState
     error: str | None = None
     next_attempt_at: datetime | None = None  # for DEFERRED
@@ -106,10 +108,11 @@ class Stored:
 
 async def store_messages(
     session: AsyncSession, messages: Sequence[NewMessage], spool: Spool | None,
-    spool_threshold: int,
+    spool_threshold: int, lease: tuple[str, datetime] | None = None,
 ) -> list[Stored]:
     """Insert inside the caller's transaction (plain Core, two statements);
-    spool files are written (fsynced) first."""
+    spool files are written (fsynced) first. With `lease` (worker, until),
+    the deliveries are born leased to that worker."""
     if not messages:
         return []
     now = datetime.now(UTC)
@@ -130,7 +133,8 @@ async def store_messages(
     deliveries = [
         {"message_id": mid, "recipient": rcpt, "target": target,
          "state": DeliveryState.QUEUED.value, "attempts": 0, "next_attempt_at": now,
-         "created_at": now}
+         "created_at": now, "locked_by": lease[0] if lease else None,
+         "locked_until": lease[1] if lease else None}
         for mid, m in zip(ids, messages, strict=True) for rcpt, target in m.deliveries
     ]
     delivery_ids: list[int] = []
@@ -166,20 +170,37 @@ def fresh_deliveries(messages: Sequence[NewMessage], stored: Sequence[Stored]) -
     ]
 
 
+class Handoff(Protocol):
+    """The local delivery worker, as the QueueWriter sees it."""
+
+    worker_id: str
+
+    def reserve(self, count: int) -> datetime | None:
+        """Until when `count` new deliveries may be leased to the worker; None: not now."""
+        ...
+
+    def offer(self, fresh: list[Claimed]) -> None:
+        """The deliveries just committed, leased to the worker, with their bytes."""
+        ...
+
+    def wake(self) -> None:
+        """Unleased deliveries were queued: poll the store."""
+        ...
+
+
 class QueueWriter:
     """Group commit: enqueues arriving while a commit runs go in the next one.
 
-    After each commit `on_commit` gets the new deliveries with their bytes,
-    so the local delivery worker can lease them by id without reading
-    them back from the store.
+    When the local delivery worker has room, the deliveries are written
+    already leased to it and handed over with their bytes after the commit:
+    they go out with no further query.
     """
 
     def __init__(self, db: Database, spool: Spool | None = None,
                  spool_threshold: int = 256 * 1024, max_batch: int = 200,
-                 on_commit: Callable[[list[Claimed]], None] | None = None,
-                 gate: asyncio.Lock | None = None) -> None:
+                 handoff: Handoff | None = None, gate: asyncio.Lock | None = None) -> None:
         self._db = db
-        self._on_commit = on_commit
+        self._handoff = handoff
         self._spool = spool
         self._threshold = spool_threshold
         self._max_batch = max_batch
@@ -201,10 +222,14 @@ class QueueWriter:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
                 messages = [m for m, _ in batch]
+                until = None
+                if self._handoff is not None:
+                    until = self._handoff.reserve(sum(len(m.deliveries) for m in messages))
+                lease = (self._handoff.worker_id, until) if self._handoff and until else None
                 try:
                     async with self._db.write() as session:
                         stored = await store_messages(session, messages, self._spool,
-                                                      self._threshold)
+                                                      self._threshold, lease)
                 except Exception as exc:  # noqa: BLE001  (store down: every waiter gets a 4xx)
                     log.error("queue write failed: %s", exc)
                     for _, future in batch:
@@ -214,8 +239,11 @@ class QueueWriter:
             for (_, future), s in zip(batch, stored, strict=True):
                 if not future.done():
                     future.set_result(s.message_id)
-            if self._on_commit is not None:
-                self._on_commit(fresh_deliveries(messages, stored))
+            if self._handoff is not None:
+                if lease is not None:
+                    self._handoff.offer(fresh_deliveries(messages, stored))
+                else:
+                    self._handoff.wake()
 
     async def close(self) -> None:
         if self._flusher is not None:
@@ -232,24 +260,6 @@ def _load(spool_path: str | None, body: bytes | None) -> bytes:
 
 def _free_lease(now: datetime) -> ColumnElement[bool]:
     return or_(_DELIVERIES.c.locked_until.is_(None), _DELIVERIES.c.locked_until < now)
-
-
-async def claim_ids(
-    session: AsyncSession, worker: str, ids: Sequence[int], lease_s: float
-) -> set[int]:
-    """Lease these deliveries (just queued by us) unless someone else holds them or they
-    are done; the ids leased."""
-    if not ids:
-        return set()
-    now = datetime.now(UTC)
-    result = await session.execute(
-        update(_DELIVERIES)
-        .where(_DELIVERIES.c.id.in_(ids),
-               _DELIVERIES.c.state.in_([s.value for s in PENDING_STATES]), _free_lease(now))
-        .values(locked_by=worker, locked_until=now + timedelta(seconds=lease_s))
-        .returning(_DELIVERIES.c.id)
-    )
-    return set(result.scalars())
 
 
 async def claim_due(
@@ -308,17 +318,14 @@ async def record_outcomes(
     spool_threshold: int = 256 * 1024,
 ) -> list[str]:
     """Record outcomes (and queue their DSNs) in the caller's transaction and delete
-    the messages whose deliveries are all final; the spool files to remove after commit."""
+    the messages whose deliveries are all final; the spool files to remove after commit.
+
+    The common round, every delivery of its messages delivered, is one DELETE
+    (the delivery rows go with their message)."""
     if not outcomes:
         return []
     now = datetime.now(UTC)
-    delivered = [o.delivery_id for o in outcomes if o.state is DeliveryState.DELIVERED]
-    if delivered:  # the common case: one statement for the lot
-        await session.execute(
-            update(_DELIVERIES).where(_DELIVERIES.c.id.in_(delivered))
-            .values(state=DeliveryState.DELIVERED.value, locked_by=None, locked_until=None,
-                    last_error=None, attempts=_DELIVERIES.c.attempts + 1, finished_at=now)
-        )
+    delivered = [o for o in outcomes if o.state is DeliveryState.DELIVERED]
     for o in outcomes:
         if o.state is DeliveryState.DELIVERED:
             continue
@@ -335,19 +342,26 @@ async def record_outcomes(
         )
     notes = [o.notification for o in outcomes if o.notification is not None]
     await store_messages(session, notes, spool, spool_threshold)
-    touched = select(_DELIVERIES.c.message_id).where(
-        _DELIVERIES.c.id.in_([o.delivery_id for o in outcomes])
-    )
-    still_open = select(_DELIVERIES.c.message_id).where(
-        _DELIVERIES.c.message_id.in_(touched),
-        _DELIVERIES.c.state.in_([s.value for s in PENDING_STATES]),
+    still_open = (
+        select(_DELIVERIES.c.id)
+        .where(_DELIVERIES.c.message_id == _MESSAGES.c.id,
+               _DELIVERIES.c.state.in_([s.value for s in PENDING_STATES]),
+               _DELIVERIES.c.id.not_in([o.delivery_id for o in delivered]))
+        .exists()
     )
     done = (await session.execute(
-        select(_MESSAGES.c.id, _MESSAGES.c.spool_path)
-        .where(_MESSAGES.c.id.in_(touched), _MESSAGES.c.id.not_in(still_open))
+        delete(_MESSAGES)
+        .where(_MESSAGES.c.id.in_({o.message_id for o in outcomes}), ~still_open)
+        .returning(_MESSAGES.c.id, _MESSAGES.c.spool_path)
     )).all()
-    if done:
-        await session.execute(delete(_MESSAGES).where(_MESSAGES.c.id.in_([d.id for d in done])))
+    gone = {d.id for d in done}
+    survivors = [o.delivery_id for o in delivered if o.message_id not in gone]
+    if survivors:  # delivered targets of messages with other targets still to go
+        await session.execute(
+            update(_DELIVERIES).where(_DELIVERIES.c.id.in_(survivors))
+            .values(state=DeliveryState.DELIVERED.value, locked_by=None, locked_until=None,
+                    last_error=None, attempts=_DELIVERIES.c.attempts + 1, finished_at=now)
+        )
     return [d.spool_path for d in done if d.spool_path]
 
 

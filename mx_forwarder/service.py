@@ -4,6 +4,7 @@ server and the delivery workers and returns a handle to close them."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -90,8 +91,7 @@ async def start_forwarder(config: ForwarderConfig, db: Database) -> ForwarderHan
                                    gate if queue_db is not None else None)
         delivery.start()
     writer = QueueWriter(qdb, spool, config.spool_threshold_bytes,
-                         on_commit=delivery.offer if delivery is not None else None,
-                         gate=gate)
+                         handoff=delivery, gate=gate)
     server = None
     if config.run_smtp:
         tls = (tls_context(config.tls_cert, config.tls_key)
@@ -117,4 +117,8 @@ async def start_forwarder(config: ForwarderConfig, db: Database) -> ForwarderHan
                 await queue_db.close()
             raise
         log.info("mx forwarder listening on %s:%d", *server.sockets[0].getsockname()[:2])
+    # Everything loaded so far (modules, SQLAlchemy's compiled metadata) lives as
+    # long as the process: out of the collector's sight, a full collection
+    # takes under a millisecond instead of 120 ms with every session waiting.
+    gc.freeze()
     return ForwarderHandle(config, server, delivery, writer, queue_db)

@@ -25,7 +25,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 import idna
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AuditEntry, RRset, Zone, ZoneChange, ZoneStatus
@@ -351,23 +351,29 @@ async def feed_position(session: AsyncSession) -> FeedPosition:
 async def changed_domains(
     session: AsyncSession, since: FeedPosition, limit: int = 1000
 ) -> ChangedDomains:
-    """Domains whose RCPT answers may have changed after `since` (zone or mail writes)."""
-    zone_rows = (await session.execute(
-        select(ZoneChange.id, ZoneChange.zone_name)
+    """Domains whose RCPT answers may have changed after `since` (zone or mail writes),
+    read from both feeds in one statement."""
+    zones = (
+        select(ZoneChange.id, ZoneChange.zone_name, literal(0).label("feed"))
         .where(ZoneChange.id > since.zone_change_id).order_by(ZoneChange.id).limit(limit)
-    )).all()
-    mail_rows = (await session.execute(
-        select(MailChange.id, MailChange.zone_name)
-        .where(MailChange.id > since.mail_change_id).order_by(MailChange.id).limit(limit)
-    )).all()
-    if len(zone_rows) >= limit or len(mail_rows) >= limit:
-        return ChangedDomains(await feed_position(session), frozenset(), everything=True)
-    position = FeedPosition(
-        zone_rows[-1][0] if zone_rows else since.zone_change_id,
-        mail_rows[-1][0] if mail_rows else since.mail_change_id,
+        .subquery()
     )
-    names = {name.rstrip(".").lower() for _, name in (*zone_rows, *mail_rows)}
-    return ChangedDomains(position, frozenset(names))
+    mails = (
+        select(MailChange.id, MailChange.zone_name, literal(1).label("feed"))
+        .where(MailChange.id > since.mail_change_id).order_by(MailChange.id).limit(limit)
+        .subquery()
+    )
+    rows = (await session.execute(
+        union_all(select(zones.c.id, zones.c.zone_name, zones.c.feed),
+                  select(mails.c.id, mails.c.zone_name, mails.c.feed))
+    )).all()
+    zone_ids = [r[0] for r in rows if r[2] == 0]
+    mail_ids = [r[0] for r in rows if r[2] == 1]
+    if len(zone_ids) >= limit or len(mail_ids) >= limit:
+        return ChangedDomains(await feed_position(session), frozenset(), everything=True)
+    position = FeedPosition(max(zone_ids, default=since.zone_change_id),
+                            max(mail_ids, default=since.mail_change_id))
+    return ChangedDomains(position, frozenset(r[1].rstrip(".").lower() for r in rows))
 
 
 async def _record_change(session: AsyncSession, zone_name: str) -> None:

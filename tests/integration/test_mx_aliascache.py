@@ -168,3 +168,19 @@ async def test_changed_domains_overflow_and_prune(db: Database) -> None:
         assert await aliases.changed_domains(session, FeedPosition(
             few.position.zone_change_id, few.position.mail_change_id)) == aliases.ChangedDomains(
             few.position, frozenset())
+
+
+async def test_steady_mail_reads_ahead_without_waiting(db: Database) -> None:
+    await create(db, "example.com")
+    async with db.write() as session:
+        await aliases.add_alias(session, "a@example.com", ["t@dest.test"], verified=True)
+    cache = AliasCache(db, check_s=0.4)
+    assert await outcome(cache, "a@example.com") is RcptOutcome.ACCEPT
+    async with db.write() as session:
+        await store.set_zone_status(session, "example.com.", ZoneStatus.SUSPENDED,
+                                    store.OPERATOR)
+    await asyncio.sleep(0.25)  # past half the allowance: answered at once, read started
+    assert await outcome(cache, "a@example.com") is RcptOutcome.ACCEPT
+    assert cache._check is not None
+    await cache._check
+    assert await outcome(cache, "a@example.com") is RcptOutcome.SUSPENDED
