@@ -11,6 +11,7 @@ servers see: they follow the store, not the CLI."""
 from __future__ import annotations
 
 import asyncio
+import select
 import smtplib
 import subprocess
 import sys
@@ -55,36 +56,69 @@ def cli(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
     return InProcessCli(cli_env, monkeypatch, capsys)
 
 
+class Forwarder:
+    """`zonehost mx-forwarder` on a free port, its log kept in a file so that a
+    failed start says why (the port race of free_port() is retried)."""
+
+    def __init__(self, env: dict[str, str], tmp: Path) -> None:
+        from tests.e2e.mx_support import SRS_KEY
+
+        self.env = {**env, "ZONEHOST_MX_FORWARDER_SRS_KEYS": SRS_KEY.decode(),
+                    "ZONEHOST_MX_FORWARDER_HOSTNAME": "mx.zonehost.test",
+                    "ZONEHOST_MX_FORWARDER_RESOLVER": "127.0.0.1:9",
+                    "ZONEHOST_MX_FORWARDER_AUTH_RESULTS": "false",
+                    "ZONEHOST_MX_FORWARDER_SPOOL_DIR": str(tmp / "spool")}
+        self.log = tmp / "mx-forwarder.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    def start(self) -> None:
+        self.port = free_port()
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "zonehost", "mx-forwarder", "--listen",
+                 f"127.0.0.1:{self.port}", "--no-delivery"],
+                env=self.env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log)
+
+    def ready(self, timeout_s: float = 60.0, attempts: int = 3) -> int:
+        """The port, once the forwarder says it listens."""
+        for attempt in range(attempts):
+            proc = self.proc
+            assert proc is not None and proc.stdout is not None
+            line = b""
+            if select.select([proc.stdout], [], [], timeout_s)[0]:
+                line = proc.stdout.readline()
+            if b"listening" in line:
+                return self.port
+            self.stop()
+            log = self.log.read_text(errors="replace")
+            if "in use" in log and attempt + 1 < attempts:
+                self.start()  # another process took the port meanwhile
+                continue
+            raise AssertionError(f"mx-forwarder did not start (exit {proc.returncode}): "
+                                 f"{line!r}\n{log}")
+        raise AssertionError("unreachable")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
 @contextmanager
 def forwarder(env: dict[str, str], tmp: Path) -> Iterator[Callable[[], int]]:
     """Start `zonehost mx-forwarder`; yields a call that waits until it listens."""
-    from tests.e2e.mx_support import SRS_KEY
-
-    port = free_port()
-    env = {**env, "ZONEHOST_MX_FORWARDER_SRS_KEYS": SRS_KEY.decode(),
-           "ZONEHOST_MX_FORWARDER_HOSTNAME": "mx.zonehost.test",
-           "ZONEHOST_MX_FORWARDER_RESOLVER": "127.0.0.1:9",
-           "ZONEHOST_MX_FORWARDER_AUTH_RESULTS": "false",
-           "ZONEHOST_MX_FORWARDER_SPOOL_DIR": str(tmp / "spool")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "zonehost", "mx-forwarder", "--listen", f"127.0.0.1:{port}",
-         "--no-delivery"], env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL)
-
-    def ready() -> int:
-        assert proc.stdout is not None
-        assert b"listening" in proc.stdout.readline()
-        return port
-
+    mx = Forwarder(env, tmp)
+    mx.start()
     try:
-        yield ready
+        yield mx.ready
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        mx.stop()
 
 
 def rcpt(port: int, address: str) -> int:
