@@ -78,8 +78,12 @@ class FeedFollower:
         options: FeedOptions = FeedOptions(),
         metrics: NameserverMetrics | None = None,
         on_zone_changed: Sequence[ZoneChanged] = (),
+        status_db: Database | None = None,
     ) -> None:
         self.db = db
+        # Where to report what we serve: the primary, when `db` is a
+        # read-only replica (None: the same store as `db`).
+        self.status_db = status_db or db
         self.table = table
         self.position = position
         self.options = options
@@ -110,7 +114,7 @@ class FeedFollower:
         if self._listener is not None:
             await self._listener.stop()
         try:
-            async with self.db.write() as session:
+            async with self.status_db.write() as session:
                 await self._flush_stats(session)
                 await nsstatus.forget_instance(session, self.options.instance)
         except Exception as exc:  # noqa: BLE001  (shutting down: log and go)
@@ -189,7 +193,7 @@ class FeedFollower:
         self.table.apply_rrsets(zone_name, zone.serial, rrsets, sorted(keys - present))
 
     async def _report_position(self) -> None:
-        async with self.db.write() as session:
+        async with self.status_db.write() as session:
             await nsstatus.report_applied(session, self.options.instance, self.position)
 
     async def _report(self) -> None:
@@ -197,7 +201,7 @@ class FeedFollower:
         last_flush = time.monotonic()
         while True:
             try:
-                async with self.db.write() as session:
+                async with self.status_db.write() as session:
                     await nsstatus.report_applied(session, self.options.instance, self.position)
                     if time.monotonic() - last_flush >= self.options.stats_flush_s:
                         await self._flush_stats(session)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta, timezone
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,15 +29,20 @@ class SyncStatus(enum.StrEnum):
 async def report_applied(session: AsyncSession, instance: str, change_id: int) -> None:
     """Record that `instance` serves everything up to feed id `change_id`."""
     now = datetime.now(timezone.utc)
-    updated = await session.execute(
-        update(NameserverInstance)
-        .where(NameserverInstance.id == instance)
-        .values(applied_change_id=change_id, last_seen=now)
+    stmt = _insert(session)(NameserverInstance).values(
+        id=instance, started_at=now, last_seen=now, applied_change_id=change_id
     )
-    if updated.rowcount == 0:  # type: ignore[attr-defined]
-        session.add(
-            NameserverInstance(id=instance, started_at=now, last_seen=now, applied_change_id=change_id)
+    # One upsert: the follower and the heartbeat may report at the same moment.
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["id"], set_={"applied_change_id": change_id, "last_seen": now}
         )
+    )
+
+
+def _insert(session: AsyncSession) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT DO UPDATE on both stores."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 async def forget_instance(session: AsyncSession, instance: str) -> None:
@@ -68,9 +74,7 @@ async def add_query_counts(
         {"zone_name": z, "day": day, "qtype": t, "rcode": r, "count": n}
         for (z, t, r), n in counts.items()
     ]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(QueryCount)
+    stmt = _insert(session)(QueryCount)
     await session.execute(
         stmt.on_conflict_do_update(
             index_elements=["zone_name", "day", "qtype", "rcode"],

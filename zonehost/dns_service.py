@@ -16,7 +16,7 @@ from nameserver.metrics import NameserverMetrics
 from nameserver.notify import Notifier, NotifyResponder
 from nameserver.server import RunningNameserver, serve
 from nameserver.xfr import TransferConfig, TransferConfigError, TransferService
-from storage.db import Database
+from storage.db import Database, connect
 from zonehost.config import Settings, feed_options, nameserver_options
 from zonehost.errors import CommandError
 
@@ -35,6 +35,8 @@ class DnsService:
 
     async def close(self) -> None:
         await self.follower.stop()
+        if self.follower.status_db is not self.follower.db:
+            await self.follower.status_db.close()
         if self.notifier is not None:
             await self.notifier.close()
         self.running.close()
@@ -71,9 +73,12 @@ async def start_dns(
         pass
     table, position = await load_everything(db, metrics)
     notifier = Notifier(xfr.notify, key=xfr.notify_key) if send_notify and xfr.notify else None
+    status_url = settings.optional_str("nameserver_status_database_url")
+    status_db = connect(status_url) if status_url else None
     follower = FeedFollower(
         db, table, position, feed_options(settings), metrics,
         on_zone_changed=[notifier.zone_changed] if notifier is not None else [],
+        status_db=status_db,
     )
     await follower.catch_up()
     running = await serve(
