@@ -155,6 +155,26 @@ class Sink:
 # -- servers ----------------------------------------------------------------
 
 
+def boost(pid: int, nice: int) -> None:
+    """Set the niceness of `pid`'s scheduling autogroup (its session); best effort.
+
+    Every session is a scheduling group and groups share the CPUs equally,
+    so on a shared machine plain nice(2) cannot lift the servers above other
+    sessions' work; the group's niceness can (bench/dns does the same)."""
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/autogroup").write_text(str(nice))
+
+
+def autogroup_nice(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+NICE = 0  # set by main(): Postfix's master starts a session (autogroup) of its own
+
+
 def proc_cpu_s(pid: int, children: bool = False) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -290,6 +310,14 @@ class Postfix:
             log = (self.dir / "maillog").read_text()[-2000:] if (self.dir / "maillog").exists() else ""
             raise RuntimeError(f"postfix start failed: {started.stderr}{started.stdout}{log}")
         self.running = True
+        pid = self.master_pid()
+        if NICE and pid is not None:
+            boost(pid, NICE)  # the same footing as the bench's own session
+            for child in children_of(pid):
+                with contextlib.suppress(OSError):
+                    os.setpriority(os.PRIO_PROCESS, child, NICE)
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, pid, NICE)  # children it forks inherit it
         wait_port(self.port)
 
     def master_pid(self) -> int | None:
@@ -580,8 +608,26 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--kill-after", type=float, default=1.5)
     parser.add_argument("--skip", default="", help="comma list of: throughput,latency,kill")
+    parser.add_argument("--nice", type=int, default=-10 if os.geteuid() == 0 else 0,
+                        help="niceness of the bench, the servers and their scheduling groups "
+                             "(default -10 as root: other sessions' work on a shared machine "
+                             "then takes less from the run)")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
+    own_group = autogroup_nice(os.getpid())
+    if args.nice:
+        global NICE
+        NICE = args.nice
+        os.nice(args.nice)  # inherited by the forwarder and the sink
+        boost(os.getpid(), args.nice)
+    try:
+        return run(args, skip)
+    finally:
+        if args.nice and own_group is not None:
+            boost(os.getpid(), own_group)
+
+
+def run(args: argparse.Namespace, skip: set[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="mxbench-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
         work.chmod(0o755)  # Postfix's daemons run as user postfix
@@ -599,7 +645,8 @@ def main() -> int:
                 print("postfix is not installed (apt-get install postfix): no comparison")
             else:
                 servers.append(lambda: Postfix(work))
-        print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}", flush=True)
+        print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, niceness {os.nice(0)}"
+              f" (scheduling group too)", flush=True)
         throughput: dict[str, Throughput] = {}
         if "throughput" not in skip:
             for make in servers:
