@@ -56,8 +56,14 @@ RRSET_LIST = array(RRSET_ITEM, 100_000)
 RRSET_BODY = obj({"ttl": integer(0, 2**31 - 1), "records": RECORDS}, required=("records",))
 RECORD_BODY = obj({"content": string(4000, min_length=1), "ttl": integer(0, 2**31 - 1)},
                   required=("content",))
-WRITE_RESULT = obj({"change_id": integer(nullable=True), "serial": integer(),
-                    "dry_run": {"type": "boolean"}, "diff": open_object()})
+DIFF_ITEM = obj({"name": string(255), "subname": string(255), "type": string(16),
+                 "ttl": integer(0), "content": string(70_000)},
+                required=("name", "subname", "type", "ttl", "content"))
+WRITE_RESULT = obj({"zone": string(255), "change_id": integer(nullable=True), "serial": integer(),
+                    "dry_run": {"type": "boolean"},
+                    "diff": obj({"removed": array(DIFF_ITEM, 10**6), "added": array(DIFF_ITEM, 10**6)},
+                                required=("removed", "added"))},
+                   required=("zone", "change_id", "serial", "dry_run", "diff"))
 DRY_RUN = QueryParam("dry_run", {"type": "boolean"}, "validate and return the diff; write nothing")
 ZONE_PATH = "/zones/{zone}"
 RRSET_PATH = ZONE_PATH + "/rrsets/{name}/{type}"
