@@ -26,6 +26,7 @@ from tests.integration.test_api_harness import (
     running_api,
     seed_account,
     seed_token,
+    seed_user,
     seed_zone,
 )
 from zoneapi import totp
@@ -166,6 +167,23 @@ async def test_allowlisted_address_passes_and_tokens_obey_the_gate(world: World)
     assert ns[0] == 200
     mails = await outbox(w.api, "acme@example.net")
     assert any("name servers of example.com. changed" in s for s, _ in mails)
+
+
+async def test_nameserver_change_is_mailed_to_the_account_primary_address(world: World) -> None:
+    w, c = world, world.api.client
+    delegate = await seed_user(w.api, w.leader, "acme-ops", "delegate")
+    token = await seed_token(w.api, delegate, allowed_subnets=["127.0.0.0/8"])
+    edit = await c.call("PUT", f"{Z}/rrsets/www/A", token=token,
+                        json_body={"ttl": 300, "records": ["192.0.2.77"]})
+    assert edit.status == 200, edit.text
+    ns = await c.call("PUT", f"{Z}/rrsets/@/NS", token=token,
+                      json_body={"ttl": 3600, "records": ["ns1.host.example.", "ns4.host.example."]})
+    assert ns.status == 200, ns.text
+    # The delegate who changed them and the account's primary address, once each.
+    for address in ("acme-ops@example.net", "acme@example.net"):
+        mails = [(s, b) for s, b in await outbox(w.api, address) if "name servers" in s]
+        assert len(mails) == 1, (address, mails)
+        assert "ns4.host.example." in mails[0][1] and "acme-ops" in mails[0][1]
 
 
 async def test_totp_step_up_for_a_token(world: World) -> None:

@@ -79,7 +79,8 @@ def _write_answer(ctx: Context, principal: Principal, access: ZoneAccess, outcom
     origin = dns.name.from_text(access.name)
     if outcome.nameservers_changed:
         names = [c for n, t, _, c in result.added if t == 2 and n == access.name]
-        notices.nameservers_changed(ctx, principal.email, access.name, principal.login, names)
+        notices.nameservers_changed(ctx, [principal.email, principal.account_email], access.name,
+                                    principal.login, names)
     body = {
         "zone": access.name, "change_id": result.change_id or None, "serial": result.serial,
         "dry_run": outcome.dry_run,

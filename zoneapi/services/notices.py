@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from zoneapi.keys import Context
 
 _FOOTER = "\n\nIf this was not you, change your password and contact support at once.\n"
@@ -28,12 +30,25 @@ def token_created(ctx: Context, email: str, login: str, name: str) -> None:
                         f"An API token named {name!r} was created for {login}.{_FOOTER}")
 
 
-def nameservers_changed(ctx: Context, email: str, zone: str, actor: str,
+def nameservers_changed(ctx: Context, recipients: Sequence[str], zone: str, actor: str,
                         names: list[str]) -> None:
+    """To the user who made the change and to the account's primary address
+    (a delegation change moves the whole domain: the owner must hear of it)."""
     shown = ", ".join(names) or "(none)"
-    ctx.notifier.notify(email, f"zonehost: name servers of {zone} changed",
-                        f"The name servers of {zone} were changed by {actor} to: {shown}."
-                        f"{_FOOTER}")
+    for email in _distinct(recipients):
+        ctx.notifier.notify(email, f"zonehost: name servers of {zone} changed",
+                            f"The name servers of {zone} were changed by {actor} to: {shown}."
+                            f"{_FOOTER}")
+
+
+def _distinct(addresses: Sequence[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for address in addresses:
+        if address and address.lower() not in seen:
+            seen.add(address.lower())
+            out.append(address)
+    return out
 
 
 def password_reset_link(ctx: Context, email: str, login: str, token: str) -> None:
