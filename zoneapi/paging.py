@@ -10,6 +10,11 @@ from zoneapi.errors import BadRequest
 DEFAULT_LIMIT = 100
 
 
+def ascii_digits(text: str) -> bool:
+    """Only 0-9: str.isdigit() also takes '³', which int() then refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def limit_param() -> QueryParam:
     return QueryParam("limit", {"type": "integer", "minimum": 1}, "page size")
 
@@ -18,7 +23,7 @@ def page_limit(request: web.Request, max_limit: int) -> int:
     text = request.query.get("limit")
     if text is None:
         return min(DEFAULT_LIMIT, max_limit)
-    if not text.isdigit() or len(text) > 9 or int(text) < 1:
+    if not ascii_digits(text) or len(text) > 9 or int(text) < 1:
         raise BadRequest("invalid_query", "limit must be a positive integer")
     return min(int(text), max_limit)
 

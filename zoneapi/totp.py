@@ -26,7 +26,7 @@ def provisioning_uri(secret: str, login: str, issuer: str) -> str:
 def matching_step(secret: str, code: str, now: datetime) -> int | None:
     """The time step `code` belongs to, within the drift window, or None."""
     code = code.strip().replace(" ", "")
-    if len(code) != 6 or not code.isdigit():
+    if len(code) != 6 or not (code.isascii() and code.isdigit()):
         return None
     totp = pyotp.TOTP(secret)
     current = int(now.timestamp()) // STEP_S

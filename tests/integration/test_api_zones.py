@@ -234,3 +234,14 @@ async def test_hostile_record_names_and_limits(world: World) -> None:
             "records": [f"192.0.2.{j}" for j in range(1, 11)]} for i in range(4)]
     full = await c.call("PATCH", Z + "/rrsets", token=t, json_body=big)
     assert full.status == 422 and full.code == "too_many_records"
+
+
+async def test_non_ascii_digits_are_refused_not_crashing(world: World) -> None:
+    # '³'.isdigit() is true but int('³') raises: these once answered 500.
+    c, t = world.api.client, world.token
+    for path in (f"{Z}/versions/%C2%B3", f"{Z}/rrsets?offset=%C2%B3", f"{Z}/rrsets?limit=%C2%B2",
+                 "/api/v1/audit?before=%C2%B3"):
+        reply = await c.call("GET", path, token=t)
+        assert reply.status < 500 and reply.code != "internal_error", (path, reply.status)
+    assert (await c.call("GET", f"{Z}/versions/%C2%B3", token=t)).status == 400
+    assert (await c.call("GET", f"{Z}/rrsets?limit=%C2%B2", token=t)).status == 400

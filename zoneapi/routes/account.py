@@ -28,7 +28,7 @@ from zoneapi.endpoints import QueryParam, Routes, body_of
 from zoneapi.errors import ApiError, Conflict, Forbidden, NotFound, Unprocessable
 from zoneapi.jsonio import as_object, get_str, json_response, opt_int, opt_str, str_list
 from zoneapi.keys import CONTEXT
-from zoneapi.paging import limit_param, page_limit
+from zoneapi.paging import ascii_digits, limit_param, page_limit
 from zoneapi.policy import can_manage_accounts, cidr_problems
 from zoneapi.schema import array, boolean, integer, obj, open_object, string
 from zoneapi.services import accounts
@@ -400,7 +400,7 @@ async def audit_log(request: web.Request) -> web.Response:
     if "zone" in request.query:
         query = query.where(AuditEntry.object_name == zone_name(request.query["zone"]))
     before = request.query.get("before", "")
-    if before.isdigit() and len(before) < 19:
+    if ascii_digits(before) and len(before) < 19:
         query = query.where(AuditEntry.id < int(before))
     async with ctx.db.read() as session:
         rows = (await session.execute(

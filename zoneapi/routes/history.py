@@ -18,7 +18,7 @@ from zoneapi.endpoints import QueryParam, Routes
 from zoneapi.errors import BadRequest, NotFound
 from zoneapi.jsonio import json_response
 from zoneapi.keys import CONTEXT
-from zoneapi.paging import query_bool
+from zoneapi.paging import ascii_digits, query_bool
 from zoneapi.policy import ZoneAccess
 from zoneapi.routes.zones import DRY_RUN, WRITE_RESULT, ZONE_PATH, _edit
 from zoneapi.schema import open_object
@@ -71,7 +71,7 @@ async def _history(session: AsyncSession, name: str
 
 def _version(states: list[tuple[ChangeEvent, frozenset[DiffItem]]],
              serial_text: str) -> frozenset[DiffItem]:
-    if not serial_text.isdigit() or len(serial_text) > 10:
+    if not ascii_digits(serial_text) or len(serial_text) > 10:
         raise BadRequest("invalid_serial", "a version is a zone serial")
     serial = int(serial_text)
     for event, content in reversed(states):

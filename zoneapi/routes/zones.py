@@ -29,7 +29,7 @@ from zoneapi.endpoints import DNS_TEXT, QueryParam, Routes, body_of
 from zoneapi.errors import Conflict, NotFound, Unprocessable
 from zoneapi.jsonio import as_object, json_response, read_bytes, require_type
 from zoneapi.keys import CONTEXT, Context
-from zoneapi.paging import limit_param, page_limit, query_bool, query_text
+from zoneapi.paging import ascii_digits, limit_param, page_limit, query_bool, query_text
 from zoneapi.policy import ZoneAccess, token_may_see_zone
 from zoneapi.schema import JsonObject, array, integer, obj, open_object, string
 from zoneapi.services import notices
@@ -192,7 +192,7 @@ async def list_rrsets(request: web.Request) -> web.Response:
     if rdtype is not None:
         items = [i for i in items if i["type"] == rdtype.upper()]
     offset_text = request.query.get("offset", "0")
-    offset = int(offset_text) if offset_text.isdigit() and len(offset_text) < 10 else 0
+    offset = int(offset_text) if ascii_digits(offset_text) and len(offset_text) < 10 else 0
     limit = page_limit(request, ctx.config.max_page_size * 10)
     page = items[offset:offset + limit]
     return json_response({"items": page, "total": len(items),
