@@ -39,7 +39,7 @@ def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
     raise RuntimeError("no free port")
 
 
-async def _create_pg_database(base_url: str) -> str:
+async def _create_pg_database(base_url: str, template: str | None = None) -> str:
     import asyncpg
 
     url = make_url(base_url)
@@ -48,7 +48,8 @@ async def _create_pg_database(base_url: str) -> str:
         url.set(drivername="postgresql", database="postgres").render_as_string(False)
     )
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        clause = f' TEMPLATE "{template}"' if template else ""
+        await admin.execute(f'CREATE DATABASE "{name}"{clause}')
     finally:
         await admin.close()
     return url.set(database=name).render_as_string(hide_password=False)
@@ -72,22 +73,37 @@ def backend() -> str:
     return "postgresql" if PG_URL else "sqlite"
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
-    """A fresh, migrated database for this test (SQLite, or PostgreSQL if configured)."""
-    if PG_URL:
-        url = asyncio.run(_create_pg_database(PG_URL))
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'zonehost.sqlite3'}"
-
-    async def migrate() -> None:
+def _migrate(url: str) -> None:
+    async def run() -> None:
         db = connect(url)
         try:
             await upgrade(db)
         finally:
             await db.close()
 
-    asyncio.run(migrate())
+    asyncio.run(run())
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str | None]:
+    """On PostgreSQL, one database migrated once; each test copies it."""
+    if not PG_URL:
+        yield None
+        return
+    url = asyncio.run(_create_pg_database(PG_URL))
+    _migrate(url)
+    yield make_url(url).database
+    asyncio.run(_drop_pg_database(url))
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, pg_template: str | None) -> Iterator[str]:
+    """A fresh, migrated database for this test (SQLite, or PostgreSQL if configured)."""
+    if PG_URL:
+        url = asyncio.run(_create_pg_database(PG_URL, template=pg_template))
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'zonehost.sqlite3'}"
+        _migrate(url)
     yield url
     if PG_URL:
         asyncio.run(_drop_pg_database(url))

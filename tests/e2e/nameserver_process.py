@@ -34,7 +34,7 @@ def running_nameserver(env: dict[str, str], probe: str, *extra: str) -> Iterator
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         while True:
             if proc.poll() is not None:
                 out = proc.stdout.read() if proc.stdout else ""
@@ -45,7 +45,7 @@ def running_nameserver(env: dict[str, str], probe: str, *extra: str) -> Iterator
             except (dns.exception.Timeout, OSError):
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("nameserver did not answer within 30 s")
+                raise RuntimeError("nameserver did not answer within 90 s")
             time.sleep(0.1)
         yield port
     finally:
