@@ -193,6 +193,14 @@ def can_write(
     return token_permits(scope, zone.name, subname, rdtype, write=True)
 
 
+def can_host_zone(role: UserRole, scope: TokenScope | None, domain: str) -> Decision:
+    """Rule `manager_only` / `token_scope`: hosting a new zone sets its apex NS,
+    so a token must be allowed to write them."""
+    if role not in MANAGER_ROLES:
+        return deny("manager_only", "only the account's leader and delegates may host a zone")
+    return token_permits(scope, domain, "", "NS", write=True)
+
+
 def can_manage_accounts(role: UserRole, scope: TokenScope | None) -> Decision:
     """Rule `manager_only` / `token_scope`: sub-accounts, units, rights, contact details."""
     if role not in MANAGER_ROLES:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 import dns.name
@@ -35,6 +36,7 @@ from tests.integration.test_api_harness import (
     seed_user,
     seed_zone,
 )
+from tests.unit.billing.support import add_domain
 
 ZONE = "one.example."
 Z = "/api/v1/zones/one.example"
@@ -84,6 +86,11 @@ async def _direct(w: World, name: str, rdtype: str, records: list[str]) -> None:
                                   store.OPERATOR)
 
 
+async def _portfolio_domain(w: World, name: str) -> None:
+    """A domain in the leader's portfolio, as a paid registration leaves it."""
+    await add_domain(w.api.db, w.leader.account_id, name, date.today() + timedelta(days=365))
+
+
 async def _serial(w: World) -> int:
     async with w.api.db.read() as session:
         return (await store.find_zone(session, ZONE)).serial
@@ -101,6 +108,9 @@ def cases() -> list[Case]:
         Case("token create", "POST", "/api/v1/tokens", SECURITY, body={"name": "m"}),
         Case("units", "GET", "/api/v1/business-units", SIGNED_IN),
         Case("zones", "GET", "/api/v1/zones", SIGNED_IN),
+        Case("zone create", "POST", "/api/v1/zones", MANAGERS,
+             body=lambda n: {"name": f"new{n}.example"},
+             prepare=lambda w, n: _portfolio_domain(w, f"new{n}.example")),
         Case("zone", "GET", Z, VIEWERS),
         Case("rrsets", "GET", Z + "/rrsets", VIEWERS),
         Case("rrset", "GET", Z + "/rrsets/www/A", VIEWERS),

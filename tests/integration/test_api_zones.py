@@ -6,15 +6,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from storage.db import Database
 from storage.models import AuditEntry, ZoneChange
+from storage.models.billing import Domain, DomainStatus
 from storage.nsstatus import report_applied
 from tests.integration.test_api_harness import (
     ApiServer,
+    Login,
     allowlist,
     api_config,
     running_api,
@@ -22,6 +25,7 @@ from tests.integration.test_api_harness import (
     seed_token,
     seed_zone,
 )
+from tests.unit.billing.support import add_domain
 
 Z = "/api/v1/zones/example.com"
 
@@ -30,6 +34,7 @@ Z = "/api/v1/zones/example.com"
 class World:
     api: ApiServer
     token: str
+    leader: Login
 
 
 @pytest.fixture
@@ -39,7 +44,7 @@ async def world(db: Database) -> AsyncIterator[World]:
         leader = await seed_account(api, "acme")
         await allowlist(api, leader, ["127.0.0.0/8"])
         await seed_zone(api, leader, "example.com")
-        yield World(api, await seed_token(api, leader))
+        yield World(api, await seed_token(api, leader), leader)
 
 
 async def _count(db: Database, model: type) -> int:
@@ -245,3 +250,38 @@ async def test_non_ascii_digits_are_refused_not_crashing(world: World) -> None:
         assert reply.status < 500 and reply.code != "internal_error", (path, reply.status)
     assert (await c.call("GET", f"{Z}/versions/%C2%B3", token=t)).status == 400
     assert (await c.call("GET", f"{Z}/rrsets?limit=%C2%B2", token=t)).status == 400
+
+
+async def test_host_a_zone_for_a_domain_of_the_portfolio(world: World) -> None:
+    c, t, db = world.api.client, world.token, world.api.db
+    expires = date.today() + timedelta(days=365)
+    await add_domain(db, world.leader.account_id, "new.example", expires)
+    await add_domain(db, world.leader.account_id, "held.example", expires)
+    async with db.write() as session:
+        await session.execute(update(Domain).where(Domain.name == "held.example.")
+                              .values(status=DomainStatus.SUSPENDED))
+    rival = await seed_account(world.api, "rival")
+    await add_domain(db, rival.account_id, "rival.example", expires)
+
+    made = await c.call("POST", "/api/v1/zones", token=t, json_body={"name": "New.Example"})
+    assert made.status == 201, made.text
+    assert made.body["name"] == "new.example." and made.body["status"] == "active"
+    assert made.body["soa"]["mname"] == "ns1.zonehost.invalid."
+    assert made.body["change_id"] and made.headers["ETag"] == f'"{made.body["serial"]}"'
+    ns = await c.call("GET", "/api/v1/zones/new.example/rrsets/@/NS", token=t)
+    assert ns.status == 200
+    assert ns.body["records"] == ["ns1.zonehost.invalid.", "ns2.zonehost.invalid."]
+    again = await c.call("POST", "/api/v1/zones", token=t, json_body={"name": "new.example"})
+    assert again.status == 409 and again.code == "zone_exists"
+    # Another client's domain and a domain in nobody's portfolio look the same.
+    for name in ("rival.example", "nowhere.example"):
+        refused = await c.call("POST", "/api/v1/zones", token=t, json_body={"name": name})
+        assert refused.status == 404 and refused.code == "domain_not_found", name
+    bad = await c.call("POST", "/api/v1/zones", token=t, json_body={"name": "../x"})
+    assert bad.status == 400
+    held = await c.call("POST", "/api/v1/zones", token=t, json_body={"name": "held.example"})
+    assert held.status == 201 and held.body["status"] == "suspended"
+    async with db.read() as session:
+        actions = (await session.execute(select(AuditEntry.action).where(
+            AuditEntry.object_name == "new.example."))).scalars().all()
+    assert "zone.create" in actions

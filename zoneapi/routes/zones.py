@@ -23,16 +23,18 @@ from storage.dnsdata import (
 )
 from storage.models import Right, RRset, UserRight, UserRole, Zone, ZoneStatus
 from storage.zones import RRsetChange, soa_from_zone
-from zoneapi.access import zone_access
+from zoneapi.access import zone_access, zone_name
 from zoneapi.auth import Principal, principal_of
 from zoneapi.endpoints import DNS_TEXT, QueryParam, Routes, body_of
 from zoneapi.errors import Conflict, NotFound, Unprocessable
-from zoneapi.jsonio import as_object, json_response, read_bytes, require_type
+from zoneapi.jsonio import as_object, get_str, json_response, read_bytes, require_type
 from zoneapi.keys import CONTEXT, Context
 from zoneapi.paging import ascii_digits, limit_param, page_limit, query_bool, query_text
-from zoneapi.policy import ZoneAccess, token_may_see_zone
+from zoneapi.policy import ALL_RIGHTS, ZoneAccess, token_may_see_zone
+from zoneapi.routes.billing_common import BILLING
 from zoneapi.schema import JsonObject, array, integer, obj, open_object, string
 from zoneapi.services import notices
+from zoneapi.services.hosting import host_zone
 from zoneapi.services.zones import (
     Outcome,
     current,
@@ -145,6 +147,25 @@ async def list_zones(request: web.Request) -> web.Response:
     items = [_zone_json(z) for z in zones if token_may_see_zone(principal.token, z.name)]
     next_after = zones[-1].name if len(zones) == limit else None
     return json_response({"items": items, "next_after": next_after})
+
+
+ZONE_CREATE = obj({"name": string(255, min_length=1)}, required=("name",))
+
+
+@routes.post("/zones", summary="Host a zone for a domain of your portfolio (SOA and apex NS "
+             "set to the platform's name servers)", body=ZONE_CREATE,
+             responses={201: open_object()})
+async def create_zone(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    principal = principal_of(request)
+    name = zone_name(get_str(as_object(body_of(request)), "name"))
+    billing = request.app.get(BILLING)
+    nameservers = billing.config.nameservers if billing is not None else ()
+    async with ctx.db.write() as session:
+        hosted = await host_zone(session, ctx, principal, name, nameservers)
+    answer = _zone_json(hosted.zone, ALL_RIGHTS)
+    answer["change_id"] = hosted.result.change_id
+    return json_response(answer, status=201, headers=_etag(hosted.zone.serial))
 
 
 @routes.get(ZONE_PATH, summary="One zone: serial (also the ETag), status, SOA, your rights",
