@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-DEFAULT_CONFIRM_URL = "http://127.0.0.1:8053/api/v1/mail/confirm?token={token}"
+DEFAULT_CONFIRM_URL = "http://127.0.0.1:8053/api/v1/mail/confirm/{token}"  # the zone API's page
 
 
 @dataclass(frozen=True, slots=True)

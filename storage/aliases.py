@@ -42,6 +42,7 @@ BASE_QUOTA = 5
 PACK_QUOTA = 50
 MAX_TARGETS = 10
 TOKEN_TTL = timedelta(days=7)
+RESEND_INTERVAL = timedelta(minutes=10)  # confirmation mails to one target, at most this often
 _MAIL_FEED_LOCK_KEY = 0x6D61696C  # "mail": serialises mail feed appends on PostgreSQL
 
 # RFC 5322 atext without '%' and '!' (relay tricks), plus '.' between atoms.
@@ -93,6 +94,20 @@ class TargetNotFound(AliasError):
     def __init__(self, address: str, target: str) -> None:
         super().__init__(f"alias {address} has no target {target}")
         self.address = address
+        self.target = target
+
+
+class ResendTooSoon(AliasError):
+    def __init__(self, target: str, retry_after: timedelta) -> None:
+        super().__init__(f"a confirmation mail went to {target} less than "
+                         f"{int(RESEND_INTERVAL.total_seconds() // 60)} minutes ago")
+        self.target = target
+        self.retry_after = retry_after
+
+
+class TargetAlreadyVerified(AliasError):
+    def __init__(self, target: str) -> None:
+        super().__init__(f"{target} is confirmed already")
         self.target = target
 
 
@@ -200,6 +215,7 @@ class TargetInfo:
     address: str
     state: TargetState
     verified_at: datetime | None
+    confirmation_sent_at: datetime | None = None  # the last confirmation mail (pending only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +233,15 @@ class MailServiceInfo:
     redirect_pack: bool
     quota: int
     alias_count: int
+    aliases_sensitive: bool = False  # the account wants a second factor for alias changes
+
+
+@dataclass(frozen=True, slots=True)
+class PendingConfirmation:
+    """What a confirmation link is about, shown before it is used."""
+
+    alias: str
+    target: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,7 +442,8 @@ async def _service(session: AsyncSession, zone_id: int, *, create: bool) -> Mail
         await session.execute(select(MailService).where(MailService.zone_id == zone_id))
     ).scalar_one_or_none()
     if service is None and create:
-        service = MailService(zone_id=zone_id, enabled=True, redirect_pack=False)
+        service = MailService(zone_id=zone_id, enabled=True, redirect_pack=False,
+                              aliases_sensitive=False)
         session.add(service)
         await session.flush()
     return service
@@ -430,29 +456,42 @@ async def _alias_count(session: AsyncSession, zone_id: int) -> int:
     return int(count or 0)
 
 
+def _settings(service: MailService) -> dict[str, bool]:
+    return {"enabled": service.enabled, "redirect_pack": service.redirect_pack,
+            "aliases_sensitive": service.aliases_sensitive}
+
+
+async def _service_info(session: AsyncSession, name: str, zone_id: int,
+                        service: MailService) -> MailServiceInfo:
+    return MailServiceInfo(name, service.enabled, service.redirect_pack,
+                           quota_for(service.redirect_pack),
+                           await _alias_count(session, zone_id), service.aliases_sensitive)
+
+
 async def set_mail_service(
     session: AsyncSession, domain: str, *, enabled: bool | None = None,
-    redirect_pack: bool | None = None, actor: AuditActor | None = None,
+    redirect_pack: bool | None = None, aliases_sensitive: bool | None = None,
+    actor: AuditActor | None = None,
 ) -> MailServiceInfo:
     """Create or change a domain's mail service (billing sets the pack option)."""
     name = normalise_domain(domain)
     zone = await _hosted_zone(session, name)
     service = await _service(session, zone.id, create=True)
     assert service is not None
-    before = {"enabled": service.enabled, "redirect_pack": service.redirect_pack}
+    before = _settings(service)
     if enabled is not None:
         service.enabled = enabled
     if redirect_pack is not None:
         service.redirect_pack = redirect_pack
+    if aliases_sensitive is not None:
+        service.aliases_sensitive = aliases_sensitive
     service.updated_at = datetime.now(UTC)
-    after = {"enabled": service.enabled, "redirect_pack": service.redirect_pack}
+    after = _settings(service)
     if before != after:
         _audit(session, actor, "mail_service", "mail_service", name, before, after,
                zone.account_id)
         await _record_change(session, zone.name)
-    return MailServiceInfo(name, service.enabled, service.redirect_pack,
-                           quota_for(service.redirect_pack),
-                           await _alias_count(session, zone.id))
+    return await _service_info(session, name, zone.id, service)
 
 
 async def get_mail_service(session: AsyncSession, domain: str) -> MailServiceInfo | None:
@@ -461,9 +500,7 @@ async def get_mail_service(session: AsyncSession, domain: str) -> MailServiceInf
     service = await _service(session, zone.id, create=False)
     if service is None:
         return None
-    return MailServiceInfo(name, service.enabled, service.redirect_pack,
-                           quota_for(service.redirect_pack),
-                           await _alias_count(session, zone.id))
+    return await _service_info(session, name, zone.id, service)
 
 
 async def zone_mx_hosts(session: AsyncSession, domain: str) -> list[str]:
@@ -510,7 +547,9 @@ async def _targets(session: AsyncSession, alias_ids: Sequence[int]) -> dict[int,
         )
     ).scalars()
     for t in rows:
-        grouped[t.alias_id].append(TargetInfo(t.id, t.address, t.state, t.verified_at))
+        grouped[t.alias_id].append(TargetInfo(
+            t.id, t.address, t.state, t.verified_at,
+            t.token_sent_at if t.state == TargetState.PENDING else None))
     return grouped
 
 
@@ -623,6 +662,45 @@ async def remove_target(
     await _record_change(session, zone.name)
 
 
+async def replace_targets(
+    session: AsyncSession, address: str, targets: Iterable[str], *,
+    actor: AuditActor | None = None,
+) -> AliasInfo:
+    """Make the alias forward to exactly `targets`: targets kept keep their state
+    (a confirmed one stays confirmed), new ones are pending, the others go."""
+    alias_address = parse_address(address)
+    wanted = sorted({str(parse_address(t)) for t in targets})
+    if not wanted:
+        raise InvalidAddress("", "an alias needs at least one target")
+    if len(wanted) > MAX_TARGETS:
+        raise TooManyTargets(str(alias_address))
+    if str(alias_address) in wanted:
+        raise AliasLoop(str(alias_address))
+    zone, alias = await _find_alias(session, alias_address)
+    if alias is None:
+        raise AliasNotFound(str(alias_address))
+    existing = {
+        t.address: t
+        for t in (await session.execute(
+            select(MailAliasTarget).where(MailAliasTarget.alias_id == alias.id)
+        )).scalars()
+    }
+    removed = sorted(set(existing) - set(wanted))
+    added = [t for t in wanted if t not in existing]
+    if removed:
+        await session.execute(delete(MailAliasTarget).where(
+            MailAliasTarget.alias_id == alias.id, MailAliasTarget.address.in_(removed)))
+    for target in added:
+        session.add(MailAliasTarget(alias_id=alias.id, address=target,
+                                    state=TargetState.PENDING))
+    await session.flush()
+    if removed or added:
+        _audit(session, actor, "alias_targets", "mail_alias", str(alias_address),
+               {"targets": sorted(existing)}, {"targets": wanted}, zone.account_id)
+        await _record_change(session, zone.name)
+    return (await _alias_infos(session, [alias], alias_address.domain))[0]
+
+
 async def get_alias(session: AsyncSession, address: str) -> AliasInfo | None:
     alias_address = parse_address(address)
     _, alias = await _find_alias(session, alias_address)
@@ -699,38 +777,57 @@ async def resend_confirmation(session: AsyncSession, address: str, target: str) 
     ).scalar_one_or_none()
     if row is None:
         raise TargetNotFound(str(alias_address), target_address)
-    if row.state == TargetState.PENDING:
-        row.token_hash = None
-        row.token_sent_at = None
+    if row.state != TargetState.PENDING:
+        raise TargetAlreadyVerified(target_address)
+    if row.token_sent_at is not None:
+        wait = _aware(row.token_sent_at) + RESEND_INTERVAL - datetime.now(UTC)
+        if wait > timedelta(0):  # no flooding a stranger's mailbox through us
+            raise ResendTooSoon(target_address, wait)
+    row.token_hash = None
+    row.token_sent_at = None
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # SQLite: naive UTC
+
+
+async def _pending_row(
+    session: AsyncSession, token: str
+) -> tuple[MailAliasTarget, str, str]:
+    """The pending target a live token belongs to, with its alias's local part and zone."""
+    if not token or len(token) > 200:
+        raise InvalidToken()
+    row = (await session.execute(
+        select(MailAliasTarget, MailAlias.local_part, Zone.name)
+        .join(MailAlias, MailAlias.id == MailAliasTarget.alias_id)
+        .join(Zone, Zone.id == MailAlias.zone_id)
+        .where(MailAliasTarget.token_hash == hash_token(token))
+    )).one_or_none()
+    if row is None:
+        raise InvalidToken()
+    target, local, zone_name = row
+    if target.state != TargetState.PENDING or target.token_sent_at is None:
+        raise InvalidToken()
+    if datetime.now(UTC) - _aware(target.token_sent_at) > TOKEN_TTL:
+        raise InvalidToken()
+    return target, local, zone_name
+
+
+async def peek_confirmation(session: AsyncSession, token: str) -> PendingConfirmation:
+    """What the link would confirm, without confirming it (link scanners only look)."""
+    target, local, zone_name = await _pending_row(session, token)
+    return PendingConfirmation(f"{local}@{zone_name.rstrip('.')}", target.address)
 
 
 async def confirm_target(session: AsyncSession, token: str) -> TargetInfo:
     """Confirm the target whose link carried `token`; InvalidToken otherwise."""
-    if not token or len(token) > 200:
-        raise InvalidToken()
-    row = (
-        await session.execute(
-            select(MailAliasTarget).where(MailAliasTarget.token_hash == hash_token(token))
-        )
-    ).scalar_one_or_none()
+    row, _, zone_name = await _pending_row(session, token)
     now = datetime.now(UTC)
-    if row is None or row.state != TargetState.PENDING or row.token_sent_at is None:
-        raise InvalidToken()
-    sent_at = row.token_sent_at
-    if sent_at.tzinfo is None:  # SQLite hands back naive UTC
-        sent_at = sent_at.replace(tzinfo=UTC)
-    if now - sent_at > TOKEN_TTL:
-        raise InvalidToken()
     row.state = TargetState.VERIFIED
     row.verified_at = now
     row.token_hash = None
     await session.flush()
-    zone_name = await session.scalar(
-        select(Zone.name).join(MailAlias, MailAlias.zone_id == Zone.id)
-        .where(MailAlias.id == row.alias_id)
-    )
-    if zone_name is not None:
-        await _record_change(session, zone_name)
+    await _record_change(session, zone_name)
     return TargetInfo(row.id, row.address, row.state, row.verified_at)
 
 

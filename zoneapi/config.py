@@ -79,6 +79,8 @@ class ZoneApiConfig:
     # Proxies whose X-Forwarded-For is believed (CIDRs); empty: the peer address.
     trusted_proxies: tuple[str, ...] = ()
     signup_enabled: bool = True
+    # The platform's MX hosts, in preference order: mail aliases need the zone's MX on them.
+    mail_mx_hosts: tuple[str, ...] = ()
     # argon2id cost (RFC 9106 second recommendation by default).
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 64 * 1024
@@ -167,6 +169,7 @@ def from_settings(s: _Settings, error: type[Exception] = ValueError) -> ZoneApiC
             smtp=smtp, sms=sms,
             trusted_proxies=tuple(s.list("zoneapi_trusted_proxies", [])),
             signup_enabled=s.bool("zoneapi_signup_enabled", True),
+            mail_mx_hosts=tuple(s.list("zoneapi_mail_mx_hosts", [])),
         )
     except ValueError as exc:
         raise error(str(exc)) from exc

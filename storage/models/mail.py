@@ -67,6 +67,8 @@ class MailService(Base):
     )
     enabled: Mapped[bool] = mapped_column(default=True)
     redirect_pack: Mapped[bool] = mapped_column(default=False)  # 50 aliases instead of 5
+    # the account chose to treat alias changes as sensitive (second factor or allowlist)
+    aliases_sensitive: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

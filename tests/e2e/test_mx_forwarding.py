@@ -220,19 +220,25 @@ async def test_new_target_confirmed_by_link_before_any_mail(
     import re
     import smtplib
 
-    from storage import aliases
+    from tests.integration.test_api_harness import running_api
 
     dest, _ = sinks
     await add_alias(db, "new@hosted.test", "fresh@dest.test", verified=False)
     (request,) = await dest.wait_for(1)  # the confirmation mail, null sender
     assert request.rcpt_tos == ["fresh@dest.test"] and request.mail_from == ""
-    match = re.search(rb"token=([A-Za-z0-9_-]+)", request.data)
+    match = re.search(rb"/mail/confirm/([A-Za-z0-9_-]+)", request.data)
     assert match is not None
     assert forwarder.port is not None
     with pytest.raises(smtplib.SMTPRecipientsRefused):  # 450 until confirmed
         await send(forwarder.port, "alice@sender.test", ["new@hosted.test"], MESSAGE)
-    async with db.write() as session:
-        await aliases.confirm_target(session, match.group(1).decode())
+    async with running_api(db) as api:  # the link leads to the zone API's public page
+        link = f"/api/v1/mail/confirm/{match.group(1).decode()}"
+        shown = await api.client.call("GET", link)
+        assert shown.status == 200 and shown.body["target"] == "fresh@dest.test"
+        with pytest.raises(smtplib.SMTPRecipientsRefused):  # looking is not confirming
+            await send(forwarder.port, "alice@sender.test", ["new@hosted.test"], MESSAGE)
+        confirmed = await api.client.call("POST", link)
+        assert confirmed.status == 200 and confirmed.body["state"] == "verified"
     await send(forwarder.port, "alice@sender.test", ["new@hosted.test"], MESSAGE)
     messages = await dest.wait_for(2)
     assert messages[1].rcpt_tos == ["fresh@dest.test"] and messages[1].data.endswith(MESSAGE)

@@ -7,7 +7,17 @@ from typing import Protocol
 
 from aiohttp import web
 
-from zoneapi.routes import account, auth, billing_api, history, me, meta, tokens, zones
+from zoneapi.routes import (
+    account,
+    auth,
+    billing_api,
+    history,
+    mail_aliases,
+    me,
+    meta,
+    tokens,
+    zones,
+)
 
 
 class RouteModule(Protocol):
@@ -23,6 +33,7 @@ ROUTE_MODULES: list[RouteModule] = [
     zones,
     history,
     billing_api,
+    mail_aliases,
 ]
 
 

@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("zone_id", _ID, nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("redirect_pack", sa.Boolean(), nullable=False),
+        sa.Column("aliases_sensitive", sa.Boolean(), nullable=False),
         sa.Column("created_at", _TS, nullable=False),
         sa.Column("updated_at", _TS, nullable=False),
         sa.ForeignKeyConstraint(["zone_id"], ["zones.id"],
