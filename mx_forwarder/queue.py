@@ -5,9 +5,11 @@ if any) is committed: the SMTP handler answers 250 after that and never
 before. Concurrent enqueues share one transaction (group commit), so twenty
 senders cost one commit, not twenty.
 
-Workers `claim` due deliveries with a lease; `finish` records the outcome
-and deletes a message once each of its deliveries is final. A worker that
-dies leaves its leased rows to whoever claims them after the lease.
+Workers `claim_due` deliveries with a lease (fresh ones are born leased,
+see QueueWriter); `record_outcomes` records what happened and deletes a
+message once each of its deliveries is final. A worker that dies leaves
+its leased rows to whoever claims them after the lease, or to its own
+restart (same name), which takes them back at once.
 """
 
 from __future__ import annotations
@@ -307,12 +309,6 @@ async def claim_due(
     return claimed
 
 
-async def claim(db: Database, worker: str, limit: int, lease_s: float) -> list[Claimed]:
-    """Lease up to `limit` due deliveries to `worker` (a transaction of its own)."""
-    async with db.write() as session:
-        return await claim_due(session, worker, limit, lease_s, skip_locked=db.is_postgres)
-
-
 async def record_outcomes(
     session: AsyncSession, outcomes: Sequence[Outcome], spool: Spool | None = None,
     spool_threshold: int = 256 * 1024,
@@ -363,17 +359,6 @@ async def record_outcomes(
                     last_error=None, attempts=_DELIVERIES.c.attempts + 1, finished_at=now)
         )
     return [d.spool_path for d in done if d.spool_path]
-
-
-async def finish(
-    db: Database, outcomes: Sequence[Outcome], spool: Spool | None = None,
-    spool_threshold: int = 256 * 1024,
-) -> None:
-    """Record outcomes in a transaction of their own."""
-    async with db.write() as session:
-        spooled = await record_outcomes(session, outcomes, spool, spool_threshold)
-    for path in spooled:
-        Spool.remove(path)
 
 
 async def release(db: Database, worker: str) -> None:
