@@ -436,11 +436,15 @@ def _apply_soa(zone: Zone, soa: SoaFields) -> None:
 
 
 async def apply_changes(
-    session: AsyncSession, zone_name: str, changes: Sequence[RRsetChange], actor: Actor,
+    session: AsyncSession, zone_name: str | Zone, changes: Sequence[RRsetChange], actor: Actor,
     *, kind: str = "update",
 ) -> WriteResult:
-    """Apply RRset changes atomically; zone rules are checked on the result."""
-    zone = await find_zone(session, zone_name, for_update=True)
+    """Apply RRset changes atomically; zone rules are checked on the result.
+
+    `zone_name` may be the zone itself, loaded (FOR UPDATE) in this session
+    by a caller that read it anyway, which saves reading it again."""
+    zone = (zone_name if isinstance(zone_name, Zone)
+            else await find_zone(session, zone_name, for_update=True))
     origin = dns.name.from_text(zone.name)
     puts = [c.rrset for c in changes if c.rrset is not None]
     deletes = [(c.name, c.rdtype) for c in changes if c.rrset is None]

@@ -69,6 +69,12 @@ _ZONE_LOOKUP = (
     .outerjoin(BusinessUnit, BusinessUnit.id == Zone.business_unit_id)
     .where(Zone.name == bindparam("name"))
 )
+_ZONE_FOR_WRITE = (
+    select(Zone, BusinessUnit.ip_allowlist)
+    .outerjoin(BusinessUnit, BusinessUnit.id == Zone.business_unit_id)
+    .where(Zone.name == bindparam("name"))
+    .with_for_update(of=Zone)
+)
 _GRANTED = select(UserRight.right).where(
     UserRight.user_id == bindparam("user_id"), UserRight.zone_id == bindparam("zone_id")
 )
@@ -85,11 +91,33 @@ async def zone_access(
     """
     name = zone_name(zone_text)
     row = (await session.execute(_ZONE_LOOKUP, {"name": name})).first()
-    if row is None or row[1] != principal.account_id or not token_may_see_zone(
-        principal.token, name
-    ):
+    if row is None:
         raise NotFound(f"zone {name} not found", code="zone_not_found")
-    zone_id, account_id, unit_id, unit_allowlist = row
+    return await _access(session, principal, name, *row, need=need)
+
+
+async def zone_for_write(
+    session: AsyncSession, principal: Principal, zone_text: str
+) -> tuple[ZoneAccess, Zone]:
+    """zone_access() for a write: the zone row itself too, locked (FOR UPDATE on
+    PostgreSQL) so that its serial cannot move before the write bumps it."""
+    name = zone_name(zone_text)
+    row = (await session.execute(_ZONE_FOR_WRITE, {"name": name})).first()
+    if row is None:
+        raise NotFound(f"zone {name} not found", code="zone_not_found")
+    zone, unit_allowlist = row
+    access = await _access(session, principal, name, zone.id, zone.account_id,
+                           zone.business_unit_id, unit_allowlist)
+    return access, zone
+
+
+async def _access(
+    session: AsyncSession, principal: Principal, name: str, zone_id: int,
+    account_id: int | None, unit_id: int | None, unit_allowlist: list[str] | None,
+    need: Right = Right.VIEW,
+) -> ZoneAccess:
+    if account_id != principal.account_id or not token_may_see_zone(principal.token, name):
+        raise NotFound(f"zone {name} not found", code="zone_not_found")
     granted: list[Right] = []
     if principal.role == UserRole.USER:
         granted = list((await session.execute(

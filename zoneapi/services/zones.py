@@ -34,7 +34,7 @@ from storage.dnsdata import (
 )
 from storage.models import Record, Right, RRset, Zone
 from storage.zones import RRsetChange, WriteResult, ZoneConflict, ZoneNotFound
-from zoneapi.access import actor_of, require_active, require_sensitive, zone_access
+from zoneapi.access import actor_of, require_active, require_sensitive, zone_for_write
 from zoneapi.auth import Principal
 from zoneapi.errors import ApiError, Forbidden, NotFound, Unprocessable
 from zoneapi.keys import Context
@@ -178,7 +178,7 @@ def check_if_match(zone: Zone, if_match: str | None) -> None:
 
 
 async def write(
-    session: AsyncSession, ctx: Context, principal: Principal, access: ZoneAccess,
+    session: AsyncSession, ctx: Context, principal: Principal, access: ZoneAccess, zone: Zone,
     changes: Sequence[RRsetChange], *, dry_run: bool = False, if_match: str | None = None,
 ) -> Outcome:
     """Authorise, gate and apply `changes` in the caller's transaction."""
@@ -195,10 +195,10 @@ async def write(
     for kind in sorted(kinds):
         await require_sensitive(session, ctx, principal, Operation(kind, access.name),
                                 access.unit_allowlist)
-    if if_match is not None:  # lock first, so the serial cannot move under the check
-        check_if_match(await store.find_zone(session, access.name, for_update=True), if_match)
+    if if_match is not None:  # `zone` is locked: the serial cannot move under the check
+        check_if_match(zone, if_match)
     try:
-        result = await store.apply_changes(session, access.name, changes, actor_of(principal))
+        result = await store.apply_changes(session, zone, changes, actor_of(principal))
     except ZoneConflict as exc:
         raise Unprocessable("zone_conflict", "; ".join(exc.reasons[:5]),
                             reasons=exc.reasons) from None
@@ -223,11 +223,11 @@ async def write_transaction(
     changes from the current content, and write (or roll back a dry run)."""
     try:
         async with ctx.db.write() as session:
-            access = await zone_access(session, principal, zone_text)
+            access, zone = await zone_for_write(session, principal, zone_text)
             origin = dns.name.from_text(access.name)
             changes = await plan(session, access, origin)
-            outcome = await write(session, ctx, principal, access, changes, dry_run=dry_run,
-                                  if_match=if_match)
+            outcome = await write(session, ctx, principal, access, zone, changes,
+                                  dry_run=dry_run, if_match=if_match)
     except _Rollback as rollback:
         return access, Outcome(rollback.result, True, False)
     return access, outcome
