@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from billing import payments
+from billing import orders, payments
 from billing.config import BillingConfig
 from billing.gateway import WorkQueueGateway
 from storage import aliases
 from storage.db import Database
 from storage.models import Right
-from storage.models.billing import PaymentMethod
+from storage.models.billing import OrderStatus, PaymentMethod
 from storage.zones import OPERATOR
 from tests.integration.test_api_harness import (
     ApiServer,
@@ -85,6 +85,7 @@ KNOWN_GAPS: dict[tuple[str, str], str] = {
     ("transfer code", NARROW): _NARROW_WRITE,
     ("renewal cancel", NARROW): _NARROW_WRITE,
     ("order price", NARROW): _NARROW_WRITE,
+    ("order cancel", NARROW): _NARROW_WRITE,
     ("order register price", NARROW): "require_manager checks the role only, not whether "
                                       "the token is narrowed (invoices refuse such tokens)",
     ("renewal cancel", "user_none"): _HIDDEN_400,
@@ -98,6 +99,7 @@ class ServicesWorld(World):
     order: str  # pending renewal of one.example, ordered by the leader
     invoice: int  # the invoice of a paid order
     renewal_id: int  # one.example's entry in the renewal schedule
+    pending: str = ""  # the latest pending order on one.example (one at a time)
     confirmations: dict[int, str] = field(default_factory=dict)  # n -> link token
 
 
@@ -135,7 +137,21 @@ async def build_services(api: ApiServer) -> ServicesWorld:
         await aliases.add_alias(session, "info@one.example", ["info@elsewhere.example"])
         await aliases.add_alias(session, "conf@one.example", ["conf@elsewhere.example"])
     return ServicesWorld(**vars(base), order=order.body["number"],
-                         invoice=invoices[0]["number"], renewal_id=entry["id"])
+                         invoice=invoices[0]["number"], renewal_id=entry["id"],
+                         pending=order.body["number"])
+
+
+async def _fresh_order(w: World, n: int) -> None:
+    """A new pending renewal of one.example (the previous one cancelled if still open)."""
+    world, today = sw(w), datetime.now(UTC).date()
+    async with w.api.db.write() as session:
+        previous = await orders.find_order(session, world.pending, for_update=True)
+        if previous.status is OrderStatus.PENDING_PAYMENT:
+            await orders.cancel_order(session, previous, OPERATOR)
+        made = await orders.create_order(
+            session, BillingConfig(), w.leader.account_id,
+            [orders.OrderItem(orders.ItemKind.RENEW, "one.example")], OPERATOR, today)
+        world.pending = made.number
 
 
 async def _alias(w: World, address: str, targets: list[str]) -> None:
@@ -186,6 +202,9 @@ def billing_cases() -> list[Case]:
         Case("renewal cancel", "POST", f"{B}/renewals", holders(Right.CANCEL),
              body=lambda w, n: {"selections": [
                  {"kind": "domain", "id": sw(w).renewal_id, "action": "cancel"}]}),
+        # After the order's own cases: each call cancels a fresh order.
+        Case("order cancel", "POST", lambda w, n: f"{B}/orders/{sw(w).pending}/cancel",
+             holders(Right.RENEW), prepare=_fresh_order),
         Case("quote", "POST", f"{B}/quote", EVERYONE,
              body={"items": [{"kind": "register", "domain": "visitor.example"}],
                    "country": "FR"}),
