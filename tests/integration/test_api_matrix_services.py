@@ -80,14 +80,6 @@ _HIDDEN_400 = ("a renewal entry the caller may not see answers 400 `invalid` (\"
 # Known departures from the model, reported to the lead: (case, caller) -> why.
 # The test fails if one of them stops happening, so the list is pruned when fixed.
 KNOWN_GAPS: dict[tuple[str, str], str] = {
-    ("nameservers", NARROW): _NARROW_WRITE,
-    ("lock", NARROW): _NARROW_WRITE,
-    ("transfer code", NARROW): _NARROW_WRITE,
-    ("renewal cancel", NARROW): _NARROW_WRITE,
-    ("order price", NARROW): _NARROW_WRITE,
-    ("order cancel", NARROW): _NARROW_WRITE,
-    ("order register price", NARROW): "require_manager checks the role only, not whether "
-                                      "the token is narrowed (invoices refuse such tokens)",
     ("renewal cancel", "user_none"): _HIDDEN_400,
     ("renewal cancel", "user_other_bu"): _HIDDEN_400,
     ("renewal cancel", "other_client"): _HIDDEN_400,

@@ -37,6 +37,7 @@ from zoneapi.routes.billing_common import (
     BillingRuntime,
     billing_errors,
     domain_access,
+    refuse_narrowed_token,
     require_domain_sensitive,
     require_manager,
     runtime,
@@ -353,6 +354,8 @@ async def list_orders(request: web.Request) -> web.Response:
 
 async def _my_order(request: web.Request, right: Right) -> tuple[orders.OrderView, Any]:
     ctx, principal = request.app[CONTEXT], principal_of(request)
+    if right is not Right.VIEW:
+        refuse_narrowed_token(principal, f"{right.value} on an order")
     async with ctx.db.read() as session:
         try:
             order = await orders.find_order(session, request.match_info["number"],

@@ -107,6 +107,8 @@ async def domain_access(
     seen = await visible_names(session, principal, Right.VIEW)
     if domain is None or (seen is not None and name not in seen):
         raise NotFound(f"domain {name} not found", code="domain_not_found")
+    if right is not Right.VIEW:
+        refuse_narrowed_token(principal, f"{right.value} on {name}")
     allowed = await visible_names(session, principal, right)
     if allowed is not None and name not in allowed:
         raise Forbidden("right_missing", f"you lack the right {right.value} on {name}",
@@ -130,3 +132,12 @@ async def require_domain_sensitive(
 def require_manager(principal: Principal, what: str) -> None:
     if principal.role not in (UserRole.LEADER, UserRole.DELEGATE):
         raise Forbidden("manager_required", f"{what} is for the account's leader or delegates")
+    refuse_narrowed_token(principal, what)
+
+
+def refuse_narrowed_token(principal: Principal, what: str) -> None:
+    """Rule `token_scope`: a token narrowed to some records (deSEC-style
+    policies) may read the portfolio but never order, cancel, transfer or
+    change a delegation: those are not record edits."""
+    if principal.token is not None and principal.token.narrowed:
+        raise Forbidden("token_scope", f"a token narrowed by policies may not do this: {what}")
