@@ -31,7 +31,15 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.api_support import SOURCE, ApiServer, fresh_database, seed_account
+from bench.api_support import (
+    SOURCE,
+    ApiServer,
+    add_nice_argument,
+    drop_database,
+    fresh_database,
+    niceness,
+    seed_account,
+)
 
 
 def process_cpu_s(pid: int) -> float:
@@ -111,16 +119,19 @@ async def main() -> None:
                         "older commit) to compare; the schema must be the same")
     parser.add_argument("--profile", type=Path,
                         help="run the server under cProfile (CPU clock), stats written here")
+    add_nice_argument(parser)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with niceness(args.nice), tempfile.TemporaryDirectory() as tmp:
         url = await fresh_database(args.database_url or f"sqlite+aiosqlite:///{tmp}/bench.sqlite3")
         token = await seed_account(url, "bench.example", extra_rrsets=args.zone_rrsets)
         async with ApiServer(url, Path(tmp), args.profile, args.server_source) as server:
-            print(f"zone API edits on {server.dialect} (server pid {server.pid}):")
+            print(f"zone API edits on {server.dialect} (server pid {server.pid}, nice "
+                  f"{args.nice}, load {' '.join(Path('/proc/loadavg').read_text().split()[:3])}):")
             base = f"{server.base_url}/zones/bench.example"
             await warm_up(base, token, 100)
             await phase(base, token, 1, args.seconds, server.pid)
             await phase(base, token, args.clients, args.seconds, server.pid)
+        await drop_database(url)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ poller), `zonehost zoneapi` and `zonehost nameserver`, all on one store.
 Edits: each is a one-RRset PUT with a new address. When the 2xx arrives the
 name is queried over UDP in a tight loop (blocking on purpose: nothing else
 runs meanwhile) until the answer carries the new address; the figure is
-2xx -> first reply with the new address (median, p99, max).
+2xx -> first reply with the new address (median, p99, max). A random
+pause of 0-60 ms before each edit keeps the edits out of step with the
+nameserver's feed polling (every 50 ms on SQLite).
 
 PATCH: one request changing `--patch-rrsets` RRsets (first created, then
 all changed again). Timed: request sent -> 2xx, then 2xx -> the nameserver
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import select
 import socket
 import statistics
@@ -38,7 +41,15 @@ import dns.rdatatype
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.api_support import ApiServer, NameServer, fresh_database, seed_account
+from bench.api_support import (
+    ApiServer,
+    NameServer,
+    add_nice_argument,
+    drop_database,
+    fresh_database,
+    niceness,
+    seed_account,
+)
 from bench.dns import probe
 
 ZONE = "prop.example."
@@ -110,6 +121,8 @@ async def edits(http: aiohttp.ClientSession, base: str, token: str, port: int,
         name = f"w{i % 10}"
         address = f"10.1.{i // 256 % 256}.{i % 256}"
         lookup = probe.Lookup(port, f"{name}.{ZONE}")
+        # A random pause: edits must not fall into step with the feed's polling.
+        await asyncio.sleep(random.uniform(0.0, 0.06))
         try:
             async with http.put(f"{base}/rrsets/{name}/A", headers=headers,
                                 json={"ttl": 60, "records": [address]}) as response:
@@ -165,8 +178,9 @@ async def main() -> None:
     parser.add_argument("--database-url")
     parser.add_argument("--edits", type=int, default=200)
     parser.add_argument("--patch-rrsets", type=int, default=1000)
+    add_nice_argument(parser)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with niceness(args.nice), tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         url = await fresh_database(args.database_url
                                    or f"sqlite+aiosqlite:///{workdir}/bench.sqlite3")
@@ -184,6 +198,7 @@ async def main() -> None:
                     await patch(http, base, token, nameserver.port, args.patch_rrsets, round_)
         finally:
             nameserver.stop()
+            await drop_database(url)
 
 
 def probe_load() -> str:

@@ -4,11 +4,14 @@ an API token, and the `zonehost zoneapi` / `zonehost nameserver` processes
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
 
@@ -63,6 +66,21 @@ async def fresh_database(url: str) -> str:
     return url
 
 
+async def drop_database(url: str) -> None:
+    """Drop the PostgreSQL database fresh_database() made (SQLite files go with their folder)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return
+    import asyncpg
+
+    admin = await asyncpg.connect(
+        parsed.set(drivername="postgresql", database="postgres").render_as_string(False))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
 async def seed_account(url: str, *zones: str, extra_rrsets: int = 0) -> str:
     """An active account owning `zones` (each with `extra_rrsets` more A
     RRsets h0, h1, ...), whose addresses 127/8 and ::1 are allowlisted
@@ -104,6 +122,29 @@ def zonehost_env(database_url: str, workdir: Path, source: Path = SOURCE) -> dic
     env["ZONEHOST_ZONEAPI_RATE_BURST_PER_ADDRESS"] = "1000000000"
     env["PYTHONPATH"] = os.pathsep.join([str(source), *filter(None, [env.get("PYTHONPATH")])])
     return env
+
+
+def add_nice_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nice", type=int, default=-10 if os.geteuid() == 0 else 0,
+                        help="niceness of the bench, the servers and their scheduling groups "
+                             "(default -10 as root: other sessions' work on a shared machine "
+                             "then takes less from the run)")
+
+
+@contextmanager
+def niceness(nice: int) -> Iterator[None]:
+    """Run the bench and the servers it starts at `nice`, their autogroups too
+    (as bench/dns and bench/mx_throughput.py do); the bench's group is put back."""
+    own = procs.autogroup_nice(os.getpid())
+    if nice:
+        procs.NICE = nice
+        os.nice(nice)
+        procs.boost(os.getpid(), nice)
+    try:
+        yield
+    finally:
+        if nice and own is not None:
+            procs.boost(os.getpid(), own)
 
 
 class ApiServer:

@@ -1,0 +1,135 @@
+"""What one zone API request costs, in units the machine's load does not
+move: Python function calls in the server's request path (cProfile
+counts), SQL statements, and aiosqlite thread hand-offs (SQLite only).
+
+    python bench/api_cost.py                     # one-RRset PUT and GET /me on SQLite
+    python bench/api_cost.py --database-url postgresql+asyncpg://postgres@127.0.0.1/zh_cost
+    python bench/api_cost.py --zone-rrsets 1000  # is an edit's cost independent of the zone's size?
+
+The API runs in this process (aiohttp's TestServer) so its calls can be
+counted; compare two checkouts with PYTHONPATH pointing at each. Wall and
+CPU times on a shared machine move 2x between runs; these counts do not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import aiosqlite.core
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from sqlalchemy import event
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.api_support import drop_database, fresh_database, seed_account
+from storage.db import connect
+from zoneapi.app import create_app
+from zoneapi.config import RateLimit, ZoneApiConfig, new_secret_key
+
+Request = Callable[[aiohttp.ClientSession, int], Awaitable[None]]
+
+
+class Counters:
+    def __init__(self) -> None:
+        self.statements = 0
+        self.hops = 0
+        self.profile = cProfile.Profile(time.thread_time)
+
+    def count_hops(self) -> None:
+        """Wrap aiosqlite's hand-off to its thread (one per driver call)."""
+        original = aiosqlite.core.Connection._execute
+        counters = self
+
+        async def counted(conn: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+            counters.hops += 1
+            return await original(conn, fn, *args, **kwargs)
+
+        aiosqlite.core.Connection._execute = counted  # type: ignore[method-assign]
+
+
+async def measure(label: str, http: aiohttp.ClientSession, one: Request, counters: Counters,
+                  requests: int) -> None:
+    for i in range(50):  # imports, SQL compilation, pools: not the steady state
+        await one(http, i)
+    counters.profile = cProfile.Profile(time.thread_time)
+    counters.statements = counters.hops = 0
+    for i in range(requests):
+        await one(http, 50 + i)
+    calls = pstats.Stats(counters.profile).total_calls  # type: ignore[attr-defined]
+    print(f"  {label:22s} {calls / requests:7.0f} Python calls, "
+          f"{counters.statements / requests:4.1f} SQL statements, "
+          f"{counters.hops / requests:4.1f} aiosqlite hand-offs per request")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--database-url")
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--zone-rrsets", type=int, default=0)
+    args = parser.parse_args()
+    counters = Counters()
+    counters.count_hops()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = await fresh_database(args.database_url or f"sqlite+aiosqlite:///{tmp}/cost.sqlite3")
+        token = await seed_account(url, "bench.example", extra_rrsets=args.zone_rrsets)
+        db = connect(url)
+
+        @event.listens_for(db.engine.sync_engine, "before_cursor_execute")
+        def _statement(*_: Any) -> None:
+            counters.statements += 1
+
+        unlimited = RateLimit(1e9, 10**9)
+        app = create_app(replace(ZoneApiConfig(secret_key=new_secret_key()),
+                                 rate_per_address=unlimited, rate_per_token=unlimited), db)
+
+        @web.middleware
+        async def profiled(request: web.Request, handler: Any) -> web.StreamResponse:
+            counters.profile.enable()
+            try:
+                return await handler(request)  # type: ignore[no-any-return]
+            finally:
+                counters.profile.disable()
+
+        app.middlewares.insert(0, profiled)
+        server = TestServer(app)
+        await server.start_server()
+        headers = {"Authorization": f"Bearer {token}"}
+
+        async def put(http: aiohttp.ClientSession, i: int) -> None:
+            body = {"ttl": 300, "records": [f"10.0.{i // 256 % 256}.{i % 256}"]}
+            url = server.make_url(f"/api/v1/zones/bench.example/rrsets/x{i % 20}/A")
+            async with http.put(url, json=body, headers=headers) as reply:
+                await reply.read()
+                assert reply.status == 200, await reply.text()
+
+        async def me(http: aiohttp.ClientSession, i: int) -> None:
+            async with http.get(server.make_url("/api/v1/me"), headers=headers) as reply:
+                await reply.read()
+                assert reply.status == 200, await reply.text()
+
+        try:
+            print(f"zone API request cost on {db.engine.dialect.name} "
+                  f"({args.zone_rrsets} more RRsets in the zone):")
+            async with aiohttp.ClientSession() as http:
+                await measure("PUT one RRset", http, put, counters, args.requests)
+                await measure("GET /me", http, me, counters, args.requests)
+        finally:
+            await server.close()
+            await db.close()
+            await drop_database(url)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
