@@ -49,14 +49,14 @@ class Counters:
 
     def count_hops(self) -> None:
         """Wrap aiosqlite's hand-off to its thread (one per driver call)."""
-        original = aiosqlite.core.Connection._execute
+        original: Any = aiosqlite.core.Connection._execute
         counters = self
 
         async def counted(conn: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
             counters.hops += 1
             return await original(conn, fn, *args, **kwargs)
 
-        aiosqlite.core.Connection._execute = counted  # type: ignore[method-assign]
+        setattr(aiosqlite.core.Connection, "_execute", counted)  # noqa: B010 (typed as a method)
 
 
 async def measure(label: str, http: aiohttp.ClientSession, one: Request, counters: Counters,
