@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 TOP = 18
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
 
 def _py_spy() -> str | None:
     return shutil.which("py-spy") or next(
@@ -36,7 +38,7 @@ def _function(frame: str) -> str:
     if not match:
         return frame
     name, path = match.groups()
-    for marker in ("/work/main/", "site-packages/", "/lib/python3"):
+    for marker in (f"{REPO_ROOT}/", "site-packages/", "/lib/python3"):
         if marker in path:
             path = path.split(marker, 1)[1]
     return f"{path}:{name}"
