@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dns.rcode
 import dns.rdatatype
@@ -163,7 +163,7 @@ class FeedFollower:
             for callback in self.on_zone_changed:
                 callback(zone_name, serial)
         self.position = events[-1].id
-        self.lag_s = (datetime.now(timezone.utc) - _aware(events[-1].created_at)).total_seconds()
+        self.lag_s = (datetime.now(UTC) - _aware(events[-1].created_at)).total_seconds()
         if self.metrics is not None:
             self.metrics.zones_loaded = len(self.table.index.zones)
             self.metrics.records_loaded = self.table.index.record_count
@@ -219,7 +219,7 @@ class FeedFollower:
         for item in self.metrics.drain():
             key = (item.zone, _qtype(item.qtype), _rcode(item.rcode))
             counts[key] = counts.get(key, 0) + item.queries
-        today = datetime.now(timezone.utc).date()
+        today = datetime.now(UTC).date()
         await nsstatus.add_query_counts(session, today, counts)
 
 
@@ -242,7 +242,7 @@ def _collector_paused() -> Iterator[None]:
 
 def _aware(moment: datetime) -> datetime:
     # SQLite hands back naive datetimes; the store writes UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _qtype(label: str) -> int:

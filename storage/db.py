@@ -9,9 +9,9 @@ upgrades its read lock.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast

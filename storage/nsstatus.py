@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -28,7 +28,7 @@ class SyncStatus(enum.StrEnum):
 
 async def report_applied(session: AsyncSession, instance: str, change_id: int) -> None:
     """Record that `instance` serves everything up to feed id `change_id`."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     stmt = _insert(session)(NameserverInstance).values(
         id=instance, started_at=now, last_seen=now, applied_change_id=change_id
     )
@@ -53,7 +53,7 @@ async def forget_instance(session: AsyncSession, instance: str) -> None:
 
 async def change_status(session: AsyncSession, change_id: int) -> SyncStatus:
     """INSYNC when every live nameserver has applied `change_id` (and one is live)."""
-    since = datetime.now(timezone.utc) - LIVE_WITHIN
+    since = datetime.now(UTC) - LIVE_WITHIN
     applied = (
         await session.execute(
             select(NameserverInstance.applied_change_id).where(NameserverInstance.last_seen >= since)

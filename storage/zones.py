@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any, cast
 
 import dns.name
@@ -186,7 +186,7 @@ async def _rows_of(
 
 
 def _today() -> date:
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 async def get_zone(session: AsyncSession, name: str, *, for_update: bool = False) -> Zone | None:
@@ -337,7 +337,7 @@ async def _append_change(
 def _bump(zone: Zone, at_least: int = 0) -> int:
     previous = zone.serial
     zone.serial = max(next_serial(previous, _today()), at_least)
-    zone.updated_at = datetime.now(timezone.utc)
+    zone.updated_at = datetime.now(UTC)
     return previous
 
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from prometheus_client import start_http_server
 
+from billing.scheduler import run_every_day
+from mx_forwarder.service import start_forwarder
 from storage import zones as store
 from storage.db import Database
 from storage.dnsdata import masterfile, zone_origin
 from storage.zones import OPERATOR
-from billing.scheduler import run_every_day
-from mx_forwarder.service import start_forwarder
 from zonehost.api_service import start_api
 from zonehost.config import (
     Settings,
@@ -25,6 +26,7 @@ from zonehost.config import (
     zoneapi_config,
 )
 from zonehost.dns_service import start_dns
+from zonehost.errors import CommandError
 from zonehost.runtime import open_database
 
 log = logging.getLogger(__name__)
@@ -70,25 +72,29 @@ async def load_demo_zone(db: Database) -> None:
 
 async def run_serve(settings: Settings, options: ServeOptions) -> None:
     db = await open_database(settings, migrate=True)
-    try:
+    async with AsyncExitStack() as running:
+        running.push_async_callback(db.close)
         if options.demo:
             await load_demo_zone(db)
-        start_http_server(options.metrics[1], addr=options.metrics[0])
-        log.info("metrics on http://%s:%d/metrics", *options.metrics)
-        dns = await start_dns(settings, db, options.dns)
-        mail = await start_forwarder(replace(forwarder_config(settings), listen=options.smtp), db)
-        log.info("mail forwarder on %s port %d", *options.smtp)
-        api = await start_api(settings, replace(zoneapi_config(settings), listen=options.http), db)
-        log.info("zone API on http://%s:%d/api/v1/", *options.http)
+        try:
+            start_http_server(options.metrics[1], addr=options.metrics[0])
+            log.info("metrics on http://%s:%d/metrics", *options.metrics)
+            dns = await start_dns(settings, db, options.dns)
+            running.push_async_callback(dns.close)
+            mail = await start_forwarder(
+                replace(forwarder_config(settings), listen=options.smtp), db
+            )
+            running.push_async_callback(mail.close)
+            log.info("mail forwarder on %s port %d", *options.smtp)
+            api = await start_api(
+                settings, replace(zoneapi_config(settings), listen=options.http), db
+            )
+            running.push_async_callback(api.cleanup)
+            log.info("zone API on http://%s:%d/api/v1/", *options.http)
+        except OSError as exc:  # an address in use, a port below 1024 without the right
+            raise CommandError(f"cannot listen: {exc}") from exc
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        billing = asyncio.create_task(run_every_day(billing_config(settings), db, stop))
-        await stop.wait()
-        await billing
-        await api.cleanup()
-        await mail.close()
-        await dns.close()
-    finally:
-        await db.close()
+        await run_every_day(billing_config(settings), db, stop)

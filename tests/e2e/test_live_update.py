@@ -3,6 +3,7 @@ without a restart: RRset edits, new zones, suspension, deletion."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -81,7 +82,7 @@ async def test_edits_are_served_without_restart(db: Database, cli_env: dict[str,
         while status is SyncStatus.PENDING and time.monotonic() < deadline:
             async with db.read() as session:
                 status = await change_status(session, edit.change_id)
-            time.sleep(0.05)
+            await asyncio.sleep(0.05)
         assert status is SyncStatus.INSYNC
 
         async with db.write() as session:
