@@ -16,13 +16,16 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
+import dns.flags
 import dns.message
 import dns.query
+import dns.rcode
 import dns.rdatatype
 
 from nameserver.index import ZoneSnapshot, ZoneTable
 from nameserver.options import NameserverOptions
 from nameserver.server import RunningNameserver, serve
+from tests.unit.nameserver.ask import lines
 from tests.unit.nameserver.zones import all_snapshots
 
 HOST = "127.0.0.1"
@@ -136,3 +139,20 @@ TEST_OPTIONS = NameserverOptions(tcp_idle_timeout_s=2.0, tcp_max_per_client=8)
 def serving(options: NameserverOptions = TEST_OPTIONS) -> AbstractContextManager[NsServer]:
     """The fixture zones (tests/unit/nameserver/zones.py) served until the block ends."""
     return run_nameserver(all_snapshots(), options)
+
+
+def check_reply(
+    reply: dns.message.Message,
+    rcode: str,
+    aa: bool,
+    answer: set[str],
+    authority: set[str],
+    additional: set[str] | None = None,
+) -> None:
+    """One row of a DNS case table: rcode, AA and the sections (as `lines`)."""
+    assert dns.rcode.to_text(reply.rcode()) == rcode
+    assert bool(reply.flags & dns.flags.AA) == aa
+    assert lines(reply.answer) == answer
+    assert lines(reply.authority) == authority
+    if additional is not None:
+        assert lines(reply.additional) == additional
