@@ -51,16 +51,22 @@ def to_message(mail: OutgoingMail) -> EmailMessage:
     return message
 
 
+async def send_via_relay(relay: SmtpRelay, message: EmailMessage) -> None:
+    """Hand one message to the relay; MailerError when it refuses or cannot be reached.
+
+    The zone API's security notifications go through here too."""
+    try:
+        await aiosmtplib.send(
+            message, hostname=relay.host, port=relay.port, username=relay.username,
+            password=relay.password, start_tls=relay.starttls, timeout=relay.timeout_s,
+        )
+    except (aiosmtplib.SMTPException, OSError) as exc:
+        raise MailerError(f"mail relay {relay.host}:{relay.port}: {exc}") from exc
+
+
 class SmtpMailer:
     def __init__(self, relay: SmtpRelay) -> None:
         self.relay = relay
 
     async def send(self, mail: OutgoingMail) -> None:
-        try:
-            await aiosmtplib.send(
-                to_message(mail), hostname=self.relay.host, port=self.relay.port,
-                username=self.relay.username, password=self.relay.password,
-                start_tls=self.relay.starttls, timeout=self.relay.timeout_s,
-            )
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            raise MailerError(str(exc)) from exc
+        await send_via_relay(self.relay, to_message(mail))

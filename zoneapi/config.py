@@ -9,15 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-
-@dataclass(frozen=True, slots=True)
-class SmtpRelay:
-    host: str
-    port: int = 25
-    username: str | None = None
-    password: str | None = None
-    starttls: bool = False
-    timeout_s: float = 10.0
+from billing.config import SmtpRelay
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +127,7 @@ def from_settings(s: _Settings, error: type[Exception] = ValueError) -> ZoneApiC
         host, port = _hostport(smtp_host if ":" in smtp_host else f"{smtp_host}:25", error)
         smtp = SmtpRelay(host, port, s.optional_str("zoneapi_smtp_username"),
                          s.optional_str("zoneapi_smtp_password"),
-                         s.bool("zoneapi_smtp_starttls", False))
+                         s.bool("zoneapi_smtp_starttls", False), timeout_s=10.0)
     sms_url = s.optional_str("zoneapi_sms_gateway_url")
     sms = SmsGatewayConfig(sms_url, s.optional_str("zoneapi_sms_gateway_username"),
                            s.optional_str("zoneapi_sms_gateway_password"),

@@ -18,11 +18,12 @@ from email.message import EmailMessage
 from typing import Protocol
 
 import aiohttp
-import aiosmtplib
 
+from billing.config import SmtpRelay
+from billing.mailer import MailerError, send_via_relay
 from storage.db import Database
 from storage.models.auth import OutboxMessage
-from zoneapi.config import SmsGatewayConfig, SmtpRelay
+from zoneapi.config import SmsGatewayConfig
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +63,10 @@ class SmtpMailer:
         message["To"] = to
         message["Subject"] = subject
         message.set_content(body)
-        relay = self._relay
         try:
-            await aiosmtplib.send(
-                message, hostname=relay.host, port=relay.port, username=relay.username,
-                password=relay.password, start_tls=relay.starttls, timeout=relay.timeout_s,
-            )
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            raise DeliveryError(f"mail relay {relay.host}:{relay.port}: {exc}") from exc
+            await send_via_relay(self._relay, message)
+        except MailerError as exc:
+            raise DeliveryError(str(exc)) from exc
 
 
 class OutboxSms:
