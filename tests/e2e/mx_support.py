@@ -4,12 +4,20 @@ zones and aliases in the store, a forwarder config for loopback."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import smtplib
+import subprocess
+import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
+import dns.asyncquery
+import dns.exception
+import dns.message
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import func, select
 
@@ -18,6 +26,7 @@ from storage import aliases
 from storage.db import Database
 from storage.models import Zone
 from storage.models.mail import MailDelivery, MailMessage
+from tests.conftest import REPO_ROOT, free_port
 
 SRS_DOMAIN = "fwd.zonehost.test"
 SRS_KEY = b"test-srs-key"
@@ -81,7 +90,7 @@ class Sink:
         self.arrived.set()
         return "250 2.0.0 stored"
 
-    async def start(self) -> Sink:
+    async def start(self, port: int = 0) -> Sink:
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(
             lambda: SMTP(
@@ -89,7 +98,7 @@ class Sink:
                 timeout=self.idle_timeout_s,
             ),
             "127.0.0.1",
-            0,
+            port,
         )
         return self
 
@@ -217,3 +226,61 @@ class RawClient:
             await self.writer.wait_closed()
         except (ConnectionError, OSError):
             pass
+
+
+SOA = "@ 300 IN SOA ns1.{z}. hostmaster.{z}. 1 3600 600 86400 300\n@ 300 IN NS ns1.{z}.\n" \
+      "ns1 300 IN A 127.0.0.1\n"
+
+
+@dataclass
+class Nameserver:
+    port: int
+    process: subprocess.Popen[bytes]
+
+
+async def import_zones(cli_env: dict[str, str], tmp_path: Path, zones: Mapping[str, str]) -> None:
+    """`zonehost zone import-dir` of one master file per zone (SOA and NS added)."""
+    folder = tmp_path / "zones"
+    folder.mkdir()
+    for name, records in zones.items():
+        (folder / f"{name}.zone").write_text(
+            "$ORIGIN " + name + ".\n" + SOA.format(z=name) + records)
+    imported = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "zonehost", "zone", "import-dir", str(folder)],
+        env=cli_env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert imported.returncode == 0, imported.stderr
+
+
+@contextlib.asynccontextmanager
+async def zonehost_nameserver(cli_env: dict[str, str],
+                              probe: str = "dest.test.") -> AsyncIterator[Nameserver]:
+    """`zonehost nameserver` on a free loopback port, once it answers for `probe`."""
+    port = free_port()
+    proc = subprocess.Popen(  # noqa: ASYNC220  (started once; polled without blocking below)
+        [sys.executable, "-m", "zonehost", "nameserver", "--listen", f"127.0.0.1:{port}"],
+        env=cli_env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        query = dns.message.make_query(probe, "SOA")
+        for _ in range(300):
+            try:
+                reply = await dns.asyncquery.udp(query, "127.0.0.1", port=port, timeout=0.2)
+                if reply.answer:
+                    break
+            except (TimeoutError, dns.exception.Timeout, OSError):
+                pass
+            if proc.poll() is not None:
+                raise RuntimeError("zonehost nameserver exited")
+            await asyncio.sleep(0.1)
+        else:
+            raise RuntimeError("zonehost nameserver did not answer")
+        yield Nameserver(port, proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)

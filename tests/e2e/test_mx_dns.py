@@ -5,27 +5,26 @@ for the sender come from the same nameserver (Authentication-Results)."""
 
 from __future__ import annotations
 
-import asyncio
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import dns.asyncquery
-import dns.message
 import pytest
 
 from mx_forwarder.service import start_forwarder
 from mx_forwarder.srs import Srs
 from storage import aliases
 from storage.db import Database
-from tests.conftest import REPO_ROOT, free_port
-from tests.e2e.mx_support import SRS_DOMAIN, SRS_KEY, Sink, config, send
+from tests.e2e.mx_support import (
+    SRS_DOMAIN,
+    SRS_KEY,
+    Nameserver,
+    Sink,
+    config,
+    import_zones,
+    send,
+    zonehost_nameserver,
+)
 
-SOA = "@ 300 IN SOA ns1.{z}. hostmaster.{z}. 1 3600 600 86400 300\n@ 300 IN NS ns1.{z}.\n" \
-      "ns1 300 IN A 127.0.0.1\n"
 ZONES = {
     "hosted.test": "@ 300 IN MX 10 mx.zonehost.test.\n",
     "dest.test": "@ 300 IN MX 10 mx.dest.test.\n@ 300 IN MX 20 backup.dest.test.\n"
@@ -39,55 +38,14 @@ MESSAGE = (b"From: Alice <alice@sender.test>\r\nTo: contact@hosted.test\r\n"
            b"Subject: via MX\r\n\r\nHello through the real MX lookup.\r\n")
 
 
-@dataclass
-class Nameserver:
-    port: int
-    process: subprocess.Popen[bytes]
-
-
 @pytest.fixture
 async def nameserver(db: Database, cli_env: dict[str, str],
                      tmp_path: Path) -> AsyncIterator[Nameserver]:
-    zones = tmp_path / "zones"
-    zones.mkdir()
-    for name, records in ZONES.items():
-        (zones / f"{name}.zone").write_text(
-            "$ORIGIN " + name + ".\n" + SOA.format(z=name) + records)
-    imported = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "zonehost", "zone", "import-dir", str(zones)],
-        env=cli_env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False,
-    )
-    assert imported.returncode == 0, imported.stderr
+    await import_zones(cli_env, tmp_path, ZONES)
     async with db.write() as session:
         await aliases.add_alias(session, "contact@hosted.test", ["me@dest.test"], verified=True)
-    port = free_port()
-    proc = subprocess.Popen(  # noqa: ASYNC220  (started once; polled without blocking below)
-        [sys.executable, "-m", "zonehost", "nameserver", "--listen", f"127.0.0.1:{port}"],
-        env=cli_env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        query = dns.message.make_query("dest.test.", "MX")
-        for _ in range(300):
-            try:
-                reply = await dns.asyncquery.udp(query, "127.0.0.1", port=port, timeout=0.2)
-                if reply.answer:
-                    break
-            except (TimeoutError, dns.exception.Timeout, OSError):
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError("zonehost nameserver exited")
-            await asyncio.sleep(0.1)
-        else:
-            raise RuntimeError("zonehost nameserver did not answer")
-        yield Nameserver(port, proc)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    async with zonehost_nameserver(cli_env) as server:
+        yield server
 
 
 async def test_mx_from_zonehost_nameserver(db: Database, nameserver: Nameserver) -> None:
