@@ -57,6 +57,13 @@ class ForwarderConfig:
     spool_dir: str | None = None  # messages over spool_threshold_bytes go to files here
     spool_threshold_bytes: int = 256 * 1024
     sync_commit: bool = True  # SQLite: synchronous=FULL for queue writes (power-loss safe)
+    # backpressure, in deliveries waiting (zonehost_mx_queue_depth), see overload.py
+    overload_high: int = 100_000  # new mail gets 451 4.3.2 from this depth on (0: never) ...
+    overload_low: int = 80_000  # ... until the queue is down to this
+    overload_tarpit_from: int = 50_000  # MAIL replies slowed from this depth on (0: never) ...
+    overload_tarpit_max_delay_s: float = 1.0  # ... by up to this, reached at overload_high
+    overload_check_s: float = 1.0  # how often the shared queue is counted
+    min_free_bytes: int = 100 * 1024 * 1024  # less free for the queue: 452 4.3.1 (0: no check)
     # features
     auth_results: bool = True  # SPF/DKIM/DMARC -> Authentication-Results
     confirm_url: str = DEFAULT_CONFIRM_URL  # "{token}" is replaced

@@ -14,3 +14,7 @@ BOUNCED = Counter("zonehost_mx_bounced", "deliveries failed for good (per target
 DSN_SENT = Counter("zonehost_mx_dsn_queued", "delivery-status notifications queued")
 QUEUE_DEPTH = Gauge("zonehost_mx_queue_depth", "deliveries waiting (queued or deferred)")
 OLDEST_AGE = Gauge("zonehost_mx_queue_oldest_age_seconds", "age of the oldest queued message")
+OVERLOADED = Gauge("zonehost_mx_overloaded",
+                   "1 while new mail is refused because the queue is over its high-water mark")
+LOW_DISK = Gauge("zonehost_mx_low_disk", "1 while new mail is refused for lack of free space")
+TARPIT = Counter("zonehost_mx_tarpit_seconds", "seconds MAIL replies were held back (backpressure)")

@@ -380,6 +380,15 @@ async def stats(session: AsyncSession) -> QueueStats:
     return QueueStats(int(depth or 0), aware(oldest) if oldest is not None else None)
 
 
+async def waiting(session: AsyncSession) -> int:
+    """Deliveries waiting (queued or deferred): the queue depth, one indexed count."""
+    count = await session.scalar(
+        select(func.count(_DELIVERIES.c.id))
+        .where(_DELIVERIES.c.state.in_([s.value for s in PENDING_STATES]))
+    )
+    return int(count or 0)
+
+
 async def list_queue(session: AsyncSession, limit: int = 1000) -> list[QueueEntry]:
     rows = (await session.execute(
         select(MailDelivery, MailMessage.kind, MailMessage.original_sender, MailMessage.size,

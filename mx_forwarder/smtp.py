@@ -27,6 +27,7 @@ from mx_forwarder.authres import AuthChecker
 from mx_forwarder.errors import QueueError, SrsError
 from mx_forwarder.limits import ClientLimits
 from mx_forwarder.message import delivered_to, header_fields, hop_count, received_header
+from mx_forwarder.overload import OverloadGuard
 from mx_forwarder.policy import Accept, RcptPolicy, Reject
 from mx_forwarder.queue import NewMessage
 from mx_forwarder.srs import Srs
@@ -130,8 +131,10 @@ class ForwarderHandler:
     """aiosmtpd hooks: the policy decides at RCPT, the queue takes it at DATA."""
 
     def __init__(self, settings: SmtpSettings, policy: RcptPolicy, queue: Enqueuer,
-                 srs: Srs, limits: ClientLimits, auth: AuthChecker | None) -> None:
+                 srs: Srs, limits: ClientLimits, auth: AuthChecker | None,
+                 overload: OverloadGuard | None = None) -> None:
         self.settings = settings
+        self.overload = overload
         self.policy = policy
         self.queue = queue
         self.srs = srs
@@ -146,6 +149,14 @@ class ForwarderHandler:
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
+        if self.overload is not None:
+            pressure = self.overload.check()
+            if pressure.reply is not None:
+                metrics.REJECTED.labels(pressure.pressure.value).inc()
+                return pressure.reply
+            if pressure.delay_s > 0:  # tarpit: this connection's next message comes later
+                metrics.TARPIT.inc(pressure.delay_s)
+                await asyncio.sleep(pressure.delay_s)
         client = _client_ip(session)
         if not self.limits.allow_message(client):
             metrics.REJECTED.labels("rate_limited").inc()
@@ -221,6 +232,8 @@ class ForwarderHandler:
             metrics.REJECTED.labels("queue_unavailable").inc()
             return "451 4.3.0 Queue unavailable, try again later"
         metrics.ACCEPTED.inc()
+        if self.overload is not None:
+            self.overload.queued(len(deliveries))
         log.info("queued message=%d client=%s size=%d deliveries=%d", message_id, client,
                  len(data), len(deliveries))
         return f"250 2.0.0 OK queued as {message_id}"

@@ -256,6 +256,13 @@ def forwarder_config(settings: Settings) -> ForwarderConfig:
         spool_threshold_bytes=settings.int(p + "spool_threshold_bytes",
                                            d.spool_threshold_bytes),
         sync_commit=settings.bool(p + "sync_commit", d.sync_commit),
+        overload_high=settings.int(p + "overload_high", d.overload_high),
+        overload_low=settings.int(p + "overload_low", d.overload_low),
+        overload_tarpit_from=settings.int(p + "overload_tarpit_from", d.overload_tarpit_from),
+        overload_tarpit_max_delay_s=settings.float(p + "overload_tarpit_max_delay",
+                                                   d.overload_tarpit_max_delay_s),
+        overload_check_s=settings.float(p + "overload_check", d.overload_check_s),
+        min_free_bytes=settings.int(p + "min_free_bytes", d.min_free_bytes),
         auth_results=settings.bool(p + "auth_results", d.auth_results),
         confirm_url=settings.str(p + "confirm_url", d.confirm_url),
     )
