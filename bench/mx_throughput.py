@@ -19,6 +19,11 @@ every server and sink on loopback.
    every message that had its 250 must reach the sink. `--kills` rounds;
    reports lost (must be 0) and duplicates (at most the deliveries in flight).
 
+4. With `--sign`, the throughput and latency runs again on SQLite with
+   Authentication-Results on (SPF, DMARC from `zonehost nameserver` on the
+   bench's store), then with our own DKIM signature and ARC seal on top
+   (2048-bit RSA key made for the run): the cost of each.
+
 zonehost runs as `python -m zonehost mx-forwarder` with its defaults (FULL
 fsync on SQLite, alias cache, 20 delivery workers). Postfix gets its own
 config, queue and data folders in a temporary folder, chroot off, logging
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import multiprocessing
 import os
@@ -554,6 +560,80 @@ def run_kills(server: Zonehost, rounds: int, kill_after_s: float) -> Crash:
 # -- the store --------------------------------------------------------------
 
 
+class BenchDns:
+    """`zonehost nameserver` on the bench's store, with the sender's SPF and
+    DMARC records and the public key of a signing key made for the run."""
+
+    def __init__(self, url: str, workdir: Path) -> None:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        self.url = url
+        self.port = free_port()
+        self.key_file = workdir / "dkim.pem"
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.key_file.write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption()))
+        der = key.public_key().public_bytes(serialization.Encoding.DER,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo)
+        text = "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode()
+        txt = " ".join(f'"{text[i:i + 200]}"' for i in range(0, len(text), 200))
+        soa = "@ 300 IN SOA ns1.{z}. hostmaster.{z}. 1 3600 600 86400 300\n@ 300 IN NS ns1.{z}.\n"
+        zones = {
+            "sender.test": '@ 300 IN TXT "v=spf1 ip4:127.0.0.1 -all"\n'
+                           '_dmarc 300 IN TXT "v=DMARC1; p=none"\n',
+            "fwd.bench.test": f"bench._domainkey 300 IN TXT {txt}\n",
+        }
+        env = self.env()
+        for name, records in zones.items():
+            path = workdir / f"{name}.zone"
+            path.write_text(f"$ORIGIN {name}.\n" + soa.format(z=name) + records)
+            subprocess.run([sys.executable, "-m", "zonehost", "zone", "import", name, str(path)],
+                           env=env, cwd=workdir, check=True, capture_output=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "zonehost", "nameserver", "--listen",
+             f"127.0.0.1:{self.port}"],
+            env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.wait()
+
+    def wait(self, timeout_s: float = 60) -> None:
+        import dns.exception
+        import dns.message
+        import dns.query
+
+        query = dns.message.make_query("fwd.bench.test.", "SOA")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if dns.query.udp(query, "127.0.0.1", port=self.port, timeout=0.5).answer:
+                    return
+            except (dns.exception.DNSException, OSError):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("zonehost nameserver did not answer")
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ZONEHOST_")}
+        env["ZONEHOST_DATABASE_URL"] = self.url
+        return env
+
+    def settings(self, sign: bool) -> dict[str, str]:
+        values = {"auth_results": "true", "resolver": f"127.0.0.1:{self.port}"}
+        if sign:
+            values.update(sign_dkim="true", sign_arc="true", signing_domain="fwd.bench.test",
+                          signing_selector="bench", signing_key_file=str(self.key_file))
+        return values
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
 def prepare_store(url: str) -> None:
     from storage import aliases
     from storage.db import connect
@@ -607,6 +687,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--kill-after", type=float, default=1.5)
+    parser.add_argument("--sign", action="store_true",
+                        help="also SQLite with Authentication-Results, then with DKIM + ARC")
     parser.add_argument("--skip", default="", help="comma list of: throughput,latency,kill")
     parser.add_argument("--nice", type=int, default=-10 if os.geteuid() == 0 else 0,
                         help="niceness of the bench, the servers and their scheduling groups "
@@ -635,6 +717,13 @@ def run(args: argparse.Namespace, skip: set[str]) -> int:
         sqlite_url = f"sqlite+aiosqlite:///{work / 'bench.sqlite3'}"
         prepare_store(sqlite_url)
         servers.append(lambda: Zonehost("zonehost (SQLite)", sqlite_url, work))
+        if args.sign:
+            bench_dns = BenchDns(sqlite_url, work)
+            stack.callback(bench_dns.stop)
+            servers.append(lambda: Zonehost("zonehost (SQLite, A-R)", sqlite_url, work,
+                                            **bench_dns.settings(sign=False)))
+            servers.append(lambda: Zonehost("zonehost (SQLite, A-R+sign)", sqlite_url, work,
+                                            **bench_dns.settings(sign=True)))
         pg_url = None
         if args.pg:
             pg_url = stack.enter_context(pg_database(args.pg))

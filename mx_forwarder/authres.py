@@ -1,6 +1,7 @@
-"""Inbound SPF, DKIM and DMARC checks, recorded in Authentication-Results.
+"""Inbound SPF, DKIM, ARC and DMARC checks, recorded in Authentication-Results.
 
-SPF through pyspf, DKIM through dkimpy, DMARC evaluated here (policy record
+SPF through pyspf, DKIM and ARC (only when the message has an ARC set)
+through dkimpy, DMARC evaluated here (policy record
 lookup and relaxed alignment of the passing SPF or DKIM domain with the
 From: domain). Every lookup goes to the configured resolver, with a time
 limit; a lookup that fails gives temperror, never a delay without end.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,17 +40,33 @@ class AuthResults:
     dkim: tuple[tuple[str, str], ...]  # (result, d=)
     dmarc: str
     from_domain: str | None
+    arc: str | None = None  # chain validation of the ARC set received, if any
 
     def to_header(self, authserv_id: str) -> bytes:
-        parts = [f"spf={self.spf} smtp.mailfrom={self.spf_domain or '<>'}"]
+        """RFC 8601 syntax (our ARC seal parses it again, so no loose values)."""
+        parts = [f"spf={self.spf} smtp.mailfrom={_pvalue(self.spf_domain or '<>')}"]
         if self.dkim:
-            parts += [f"dkim={r} header.d={d}" for r, d in self.dkim]
+            parts += [f"dkim={r}" + (f" header.d={_pvalue(d)}" if d else "")
+                      for r, d in self.dkim]
         else:
             parts.append("dkim=none")
+        if self.arc is not None:
+            parts.append(f"arc={self.arc}")
         parts.append(f"dmarc={self.dmarc}" +
-                     (f" header.from={self.from_domain}" if self.from_domain else ""))
+                     (f" header.from={_pvalue(self.from_domain)}" if self.from_domain else ""))
         return ("Authentication-Results: " + authserv_id + ";\r\n\t" + ";\r\n\t".join(parts)
                 + "\r\n").encode()
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9._@+-]+")
+
+
+def _pvalue(text: str) -> str:
+    """A property value: as it is when plain, else a quoted string."""
+    if _TOKEN.fullmatch(text):
+        return text
+    clean = "".join(c for c in text if c.isprintable())[:255]
+    return '"' + clean.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _org(domain: str) -> str:
@@ -136,6 +154,17 @@ class DnsAuthChecker:
                 except Exception as exc:  # noqa: BLE001  (same)
                     log.info("dkim check failed: %s", exc)
                     dkim_results.append(("temperror", d))
+        arc = None
+        if any(n == "arc-seal" for n, _ in fields):
+            try:
+                cv, _, reason = dkim.ARC(data, timeout=int(self._timeout_s) or 1).verify(
+                    dnsfunc=self._txt)
+                arc = cv.decode() if cv in (dkim.CV_Pass, dkim.CV_Fail) else "fail"
+                if arc != "pass":
+                    log.info("arc chain %s: %s", arc, reason)
+            except Exception as exc:  # noqa: BLE001  (a broken chain is a failed one)
+                log.info("arc check failed: %s", exc)
+                arc = "fail"
         from_domain = header_from_domain(fields)
         dmarc = "none"
         if from_domain:
@@ -145,7 +174,7 @@ class DnsAuthChecker:
                     r == "pass" and _aligned(d, from_domain) for r, d in dkim_results
                 )
                 dmarc = "pass" if aligned else "fail"
-        return AuthResults(spf_result, spf_domain, tuple(dkim_results), dmarc, from_domain)
+        return AuthResults(spf_result, spf_domain, tuple(dkim_results), dmarc, from_domain, arc)
 
     async def check(self, *, client_ip: str, helo: str, mail_from: str, data: bytes) -> bytes:
         try:

@@ -64,6 +64,12 @@ class ForwarderConfig:
     overload_tarpit_max_delay_s: float = 1.0  # ... by up to this, reached at overload_high
     overload_check_s: float = 1.0  # how often the shared queue is counted
     min_free_bytes: int = 100 * 1024 * 1024  # less free for the queue: 452 4.3.1 (0: no check)
+    # our own signatures (signing.py): DKIM-Signature and/or ARC set, d=signing_domain
+    sign_dkim: bool = False
+    sign_arc: bool = False  # needs auth_results: the seal carries them
+    signing_domain: str | None = None  # default: srs_domain
+    signing_selector: str = "zonehost"
+    signing_key_file: str | None = None  # RSA private key, PEM (PKCS#1 or PKCS#8)
     # features
     auth_results: bool = True  # SPF/DKIM/DMARC -> Authentication-Results
     confirm_url: str = DEFAULT_CONFIRM_URL  # "{token}" is replaced

@@ -18,3 +18,4 @@ OVERLOADED = Gauge("zonehost_mx_overloaded",
                    "1 while new mail is refused because the queue is over its high-water mark")
 LOW_DISK = Gauge("zonehost_mx_low_disk", "1 while new mail is refused for lack of free space")
 TARPIT = Counter("zonehost_mx_tarpit_seconds", "seconds MAIL replies were held back (backpressure)")
+SIGNING_FAILED = Counter("zonehost_mx_signing_failed", "messages forwarded without our DKIM/ARC")

@@ -22,6 +22,7 @@ from mx_forwarder.limits import ClientLimits
 from mx_forwarder.overload import OverloadGuard, OverloadSettings
 from mx_forwarder.policy import StorePolicy
 from mx_forwarder.queue import QueueWriter, waiting
+from mx_forwarder.signing import Signer, SigningSettings
 from mx_forwarder.smtp import ForwarderHandler, SmtpSettings, start_smtp_server, tls_context
 from mx_forwarder.spool import Spool
 from mx_forwarder.srs import Srs
@@ -104,6 +105,26 @@ def overload_guard(config: ForwarderConfig, db: Database) -> OverloadGuard:
     return OverloadGuard(settings, count)
 
 
+def signer(config: ForwarderConfig) -> Signer | None:
+    """Our DKIM/ARC signer when either is turned on; ForwarderError when it cannot work."""
+    if not (config.sign_dkim or config.sign_arc):
+        return None
+    if config.sign_arc and not config.auth_results:
+        raise ForwarderError("mx_forwarder_sign_arc needs mx_forwarder_auth_results: "
+                             "the ARC seal carries them")
+    if not config.signing_key_file:
+        raise ForwarderError("set mx_forwarder_signing_key_file to sign forwarded mail")
+    try:
+        with open(config.signing_key_file, "rb") as f:
+            pem = f.read()
+    except OSError as exc:
+        raise ForwarderError(f"cannot read {config.signing_key_file}: {exc.strerror}") from exc
+    return Signer(SigningSettings(
+        domain=config.signing_domain or config.srs_domain, selector=config.signing_selector,
+        key_pem=pem, authserv_id=config.hostname, dkim=config.sign_dkim, arc=config.sign_arc,
+    ))
+
+
 async def start_forwarder(config: ForwarderConfig, db: Database) -> ForwarderHandle:
     # aiosmtpd logs every command at INFO: eight lines per message, a measurable
     # share of the CPU at a few hundred messages a second. We log each message once.
@@ -111,6 +132,7 @@ async def start_forwarder(config: ForwarderConfig, db: Database) -> ForwarderHan
     if not config.srs_keys:
         raise ForwarderError("set mx_forwarder_srs_keys: SRS needs a secret key")
     srs = Srs(config.srs_domain.lower().rstrip("."), config.srs_keys, config.srs_max_age_days)
+    signatures = signer(config) if config.run_smtp else None
     queue_db = _durable_sqlite(db) if db.is_sqlite and config.sync_commit else None
     qdb = queue_db or db
     spool = Spool(config.spool_dir) if config.spool_dir else None
@@ -144,7 +166,7 @@ async def start_forwarder(config: ForwarderConfig, db: Database) -> ForwarderHan
         cache = AliasCache(db, config.alias_cache_check_s, config.alias_cache_max_age_s)
         overload = overload_guard(config, db)
         handler = ForwarderHandler(settings, StorePolicy(cache, srs), writer, srs, limits, auth,
-                                   overload if overload.enabled else None)
+                                   overload if overload.enabled else None, signatures)
         if overload.enabled:
             try:  # a queue already over the mark is refused from the first MAIL on
                 await overload.refresh()

@@ -30,6 +30,7 @@ from mx_forwarder.message import delivered_to, header_fields, hop_count, receive
 from mx_forwarder.overload import OverloadGuard
 from mx_forwarder.policy import Accept, RcptPolicy, Reject
 from mx_forwarder.queue import NewMessage
+from mx_forwarder.signing import Signer
 from mx_forwarder.srs import Srs
 from storage.models.mail import MessageKind
 
@@ -132,8 +133,9 @@ class ForwarderHandler:
 
     def __init__(self, settings: SmtpSettings, policy: RcptPolicy, queue: Enqueuer,
                  srs: Srs, limits: ClientLimits, auth: AuthChecker | None,
-                 overload: OverloadGuard | None = None) -> None:
+                 overload: OverloadGuard | None = None, signer: Signer | None = None) -> None:
         self.settings = settings
+        self.signer = signer
         self.overload = overload
         self.policy = policy
         self.queue = queue
@@ -215,6 +217,8 @@ class ForwarderHandler:
         if self.auth is not None:
             prefix = await self.auth.check(client_ip=client, helo=helo, mail_from=sender,
                                            data=data) + prefix
+        if self.signer is not None:  # on top of everything: our signatures come last
+            prefix = await asyncio.to_thread(self.signer.sign, prefix, data) + prefix
         deliveries: dict[str, str] = {}
         for accepted in envelope.accepted:
             for target in accepted.targets:

@@ -263,6 +263,11 @@ def forwarder_config(settings: Settings) -> ForwarderConfig:
                                                    d.overload_tarpit_max_delay_s),
         overload_check_s=settings.float(p + "overload_check", d.overload_check_s),
         min_free_bytes=settings.int(p + "min_free_bytes", d.min_free_bytes),
+        sign_dkim=settings.bool(p + "sign_dkim", d.sign_dkim),
+        sign_arc=settings.bool(p + "sign_arc", d.sign_arc),
+        signing_domain=settings.optional_str(p + "signing_domain"),
+        signing_selector=settings.str(p + "signing_selector", d.signing_selector),
+        signing_key_file=settings.optional_str(p + "signing_key_file"),
         auth_results=settings.bool(p + "auth_results", d.auth_results),
         confirm_url=settings.str(p + "confirm_url", d.confirm_url),
     )

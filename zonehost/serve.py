@@ -12,6 +12,7 @@ from pathlib import Path
 from prometheus_client import start_http_server
 
 from billing.scheduler import run_every_day
+from mx_forwarder.errors import ForwarderError
 from mx_forwarder.service import start_forwarder
 from storage import zones as store
 from storage.db import Database
@@ -81,9 +82,12 @@ async def run_serve(settings: Settings, options: ServeOptions) -> None:
             log.info("metrics on http://%s:%d/metrics", *options.metrics)
             dns = await start_dns(settings, db, options.dns)
             running.push_async_callback(dns.close)
-            mail = await start_forwarder(
-                replace(forwarder_config(settings), listen=options.smtp), db
-            )
+            try:
+                mail = await start_forwarder(
+                    replace(forwarder_config(settings), listen=options.smtp), db
+                )
+            except ForwarderError as exc:  # e.g. a signing key that cannot be read
+                raise CommandError(f"cannot start the mail forwarder: {exc}") from exc
             running.push_async_callback(mail.close)
             log.info("mail forwarder on %s port %d", *options.smtp)
             api = await start_api(
