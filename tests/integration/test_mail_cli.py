@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from mx_forwarder.queue import NewMessage, insert_messages
+from storage import aliases
 from storage.db import Database
 from storage.models.mail import MessageKind
 from tests.conftest import REPO_ROOT
@@ -52,6 +53,22 @@ async def test_quota_and_pack(db: Database, cli_env: dict[str, str]) -> None:
     out = zh(cli_env, "mail", "pack", "hosted.test", "on")
     assert out.returncode == 0 and "5/50 aliases" in out.stdout
     assert zh(cli_env, "mail", "alias", "add", "a5@hosted.test", "t@dest.test").returncode == 0
+
+
+async def test_aliases_sensitive(db: Database, cli_env: dict[str, str]) -> None:
+    await add_zone(db, "hosted.test")
+    out = zh(cli_env, "mail", "sensitive", "hosted.test", "on")
+    assert out.returncode == 0 and "alias changes sensitive on" in out.stdout
+    async with db.read() as session:
+        info = await aliases.get_mail_service(session, "hosted.test")
+    assert info is not None and info.aliases_sensitive and info.enabled
+    out = zh(cli_env, "mail", "sensitive", "hosted.test", "off")
+    assert out.returncode == 0 and "alias changes sensitive off" in out.stdout
+    async with db.read() as session:
+        info = await aliases.get_mail_service(session, "hosted.test")
+    assert info is not None and not info.aliases_sensitive
+    out = zh(cli_env, "mail", "sensitive", "nothosted.test", "on")
+    assert out.returncode == 1 and out.stderr
 
 
 async def test_queue_retry_drop(db: Database, cli_env: dict[str, str]) -> None:

@@ -58,6 +58,11 @@ def register(sub: Any) -> None:
     p.add_argument("domain")
     p.add_argument("state", choices=["on", "off"])
     p.set_defaults(func=cmd_service)
+    p = actions.add_parser("sensitive", help="whether alias changes of a domain are a sensitive "
+                                             "action (second factor or allowlisted address)")
+    p.add_argument("domain")
+    p.add_argument("state", choices=["on", "off"])
+    p.set_defaults(func=cmd_sensitive)
     p = actions.add_parser("queue", help="list the deliveries waiting in the queue")
     p.set_defaults(func=cmd_queue)
     p = actions.add_parser("retry", help="retry message ID now")
@@ -153,16 +158,19 @@ def cmd_alias_remove(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _service(settings: Settings, domain: str, *, enabled: bool | None = None,
-             redirect_pack: bool | None = None) -> aliases.MailServiceInfo:
+             redirect_pack: bool | None = None,
+             aliases_sensitive: bool | None = None) -> aliases.MailServiceInfo:
     async def work(db: Database) -> aliases.MailServiceInfo:
         async with db.write() as session:
             return await aliases.set_mail_service(session, domain, enabled=enabled,
-                                                  redirect_pack=redirect_pack)
+                                                  redirect_pack=redirect_pack,
+                                                  aliases_sensitive=aliases_sensitive)
 
     info: aliases.MailServiceInfo = _run(settings, work)
     print(f"{info.domain}: mail service {'on' if info.enabled else 'off'}, "
           f"pack {'on' if info.redirect_pack else 'off'}, "
-          f"{info.alias_count}/{info.quota} aliases")
+          f"{info.alias_count}/{info.quota} aliases, "
+          f"alias changes sensitive {'on' if info.aliases_sensitive else 'off'}")
     return info
 
 
@@ -173,6 +181,11 @@ def cmd_pack(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_service(args: argparse.Namespace, settings: Settings) -> int:
     _service(settings, args.domain, enabled=args.state == "on")
+    return 0
+
+
+def cmd_sensitive(args: argparse.Namespace, settings: Settings) -> int:
+    _service(settings, args.domain, aliases_sensitive=args.state == "on")
     return 0
 
 
