@@ -115,8 +115,11 @@ class OverloadGuard:
 
     async def refresh(self) -> None:
         """Count the queue and look at the free space once."""
+        before = self.since
         depth = await self._count()
-        self.counted, self.since = depth, 0
+        # what was queued while counting may be in the count and in `since`:
+        # counted twice until the next round rather than not at all
+        self.counted, self.since = depth, self.since - before
         s = self.settings
         if s.high > 0:
             if depth >= s.high and not self.overloaded:

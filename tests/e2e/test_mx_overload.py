@@ -135,7 +135,8 @@ async def test_queue_over_the_mark_at_start_is_refused_at_once(
 
 async def test_tarpit_before_the_mark(db: Database, down_port: int) -> None:
     handle = await start(db, down_port, overload_high=3, overload_low=1,
-                         overload_tarpit_from=1, overload_tarpit_max_delay_s=0.2)
+                         overload_tarpit_from=1, overload_tarpit_max_delay_s=0.2,
+                         overload_check_s=3600.0)  # the depth is what this process queued
     try:
         assert handle.port is not None
         held = REGISTRY.get_sample_value("zonehost_mx_tarpit_seconds_total") or 0.0

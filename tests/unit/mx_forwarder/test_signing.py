@@ -44,3 +44,15 @@ def test_signing_view() -> None:
     assert signing_view(ours + data, keep_first=False).startswith(b"Received: x\r\nFrom:")
     plain = b"From: a@a.test\r\n\r\nbody\r\n"
     assert signing_view(plain, keep_first=False) is plain
+
+
+def test_unsignable_message_goes_on_unsigned() -> None:
+    from prometheus_client import REGISTRY
+
+    signer = Signer(SigningSettings("fwd.test", "sel", pem_key(), "mx.test"))
+    before = REGISTRY.get_sample_value("zonehost_mx_signing_failed_total") or 0.0
+    ours = b"Authentication-Results: mx.test; spf=none smtp.mailfrom=a.test\r\n"
+    assert signer.sign(ours, b"Subject: no From field\r\n\r\nbody\r\n") == b""
+    assert REGISTRY.get_sample_value("zonehost_mx_signing_failed_total") == before + 1
+    sealed = signer.sign(ours, b"From: a@a.test\r\n\r\nbody\r\n")
+    assert sealed.startswith(b"ARC-Seal: i=1; cv=none;") and b"\r\nDKIM-Signature: " in sealed
