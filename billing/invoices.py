@@ -24,6 +24,7 @@ from billing.audit import audit
 from billing.config import BillingConfig
 from billing.errors import InvoiceError, NotFound
 from billing.names import shown
+from billing.orders import orders_within
 from billing.vat import amounts
 from storage.models import Account
 from storage.models.billing import Invoice, InvoiceKind, Order, OrderLine
@@ -105,11 +106,15 @@ async def issue_invoice(
 
 
 async def find_invoice(
-    session: AsyncSession, number: int, *, account_id: int | None = None
+    session: AsyncSession, number: int, *, account_id: int | None = None,
+    names: frozenset[str] | None = None,
 ) -> Invoice:
-    invoice = (await session.execute(
-        select(Invoice).where(Invoice.number == number)
-    )).scalar_one_or_none()
+    """The invoice `number`, if it is `account_id`'s and (with `names`) concerns
+    only these domains; InvoiceNotFound otherwise, whichever the reason."""
+    query = select(Invoice).where(Invoice.number == number)
+    if names is not None:
+        query = query.where(Invoice.order_id.in_(orders_within(names)))
+    invoice = (await session.execute(query)).scalar_one_or_none()
     if invoice is None or (account_id is not None and invoice.account_id != account_id):
         raise InvoiceNotFound(f"invoice {number} does not exist")
     return invoice
@@ -197,9 +202,14 @@ async def to_views(
 
 
 async def list_invoices(
-    session: AsyncSession, config: BillingConfig, account_id: int | None, *, limit: int = 1000
+    session: AsyncSession, config: BillingConfig, account_id: int | None, *,
+    names: frozenset[str] | None = None, limit: int = 1000,
 ) -> list[InvoiceView]:
+    """Newest first; `names` keeps the invoices and credit notes of orders that
+    concern only these domains (an invoice spanning others is not shown)."""
     query = select(Invoice).order_by(Invoice.number.desc()).limit(limit)
     if account_id is not None:
         query = query.where(Invoice.account_id == account_id)
+    if names is not None:
+        query = query.where(Invoice.order_id.in_(orders_within(names)))
     return await to_views(session, config, list((await session.execute(query)).scalars()))

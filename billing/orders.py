@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import counters, lifecycle
@@ -383,20 +383,26 @@ def _view(order: Order, lines: Sequence[OrderLine]) -> OrderView:
     )
 
 
+def orders_within(names: frozenset[str]) -> Select[int]:
+    """Ids of the orders that concern these domains and no other (at least one
+    line, every line's domain among `names`): what a caller limited to some
+    domains may see of orders, and of their payments and invoices."""
+    outside = func.sum(case((OrderLine.domain_name.in_(names), 0), else_=1))
+    return select(OrderLine.order_id).group_by(OrderLine.order_id).having(outside == 0)
+
+
 async def list_orders(
     session: AsyncSession, account_id: int | None, *, status: OrderStatus | None = None,
     names: frozenset[str] | None = None, limit: int = 500,
 ) -> list[OrderView]:
-    """Orders, newest first; `names` keeps those touching one of these domains."""
+    """Orders, newest first; `names` keeps those concerning only these domains."""
     query = select(Order).order_by(Order.id.desc()).limit(limit)
     if account_id is not None:
         query = query.where(Order.account_id == account_id)
     if status is not None:
         query = query.where(Order.status == status)
     if names is not None:
-        query = query.where(Order.id.in_(
-            select(OrderLine.order_id).where(OrderLine.domain_name.in_(names))
-        ))
+        query = query.where(Order.id.in_(orders_within(names)))
     orders = list((await session.execute(query)).scalars())
     if not orders:
         return []

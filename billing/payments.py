@@ -40,7 +40,7 @@ from billing.errors import (
 )
 from billing.gateway import RegistryGateway, RegistryOp, RegistryRequest
 from billing.invoices import display_number, issue_invoice
-from billing.orders import find_order, order_lines, order_number_in
+from billing.orders import find_order, order_lines, order_number_in, orders_within
 from billing.provider import CheckoutRequest, PaymentProvider
 from storage.db import Database
 from storage.models import Account
@@ -356,12 +356,16 @@ async def _refund_due(
 
 
 async def list_payments(
-    session: AsyncSession, account_id: int | None, *, limit: int = 500
+    session: AsyncSession, account_id: int | None, *, names: frozenset[str] | None = None,
+    limit: int = 500,
 ) -> list[PaymentView]:
+    """Newest first; `names` keeps the payments of orders concerning only these domains."""
     query = (select(Payment, Order.number).join(Order, Order.id == Payment.order_id)
              .order_by(Payment.id.desc()).limit(limit))
     if account_id is not None:
         query = query.where(Order.account_id == account_id)
+    if names is not None:
+        query = query.where(Order.id.in_(orders_within(names)))
     return [
         PaymentView(p.id, number, p.method, p.status, p.amount_cents, p.currency, p.reference,
                     p.recorded_by, p.received_on, p.created_at)

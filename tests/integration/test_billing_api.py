@@ -208,11 +208,17 @@ async def test_renewal_schedule_and_cancellation_needs_step_up(world: World) -> 
     gated = await c.call("POST", f"{B}/renewals", token=world.token, json_body=selection)
     assert (gated.status, gated.code) == (403, "step_up_required")
     assert gated.body["operation"] == "cancel:two.fr."
+    # An entry outside the schedule is not found (as one the caller may not see),
+    # before the selection's own checks.
+    unknown = await c.call("POST", f"{B}/renewals", token=world.token, json_body={
+        "selections": [{"kind": "domain", "id": one["id"], "action": "renew"},
+                       {"kind": "domain", "id": 999999, "action": "renew"}]})
+    assert (unknown.status, unknown.code) == (404, "renewal_not_found"), unknown.text
     twice = await c.call("POST", f"{B}/renewals", token=world.token, json_body={
         "selections": [{"kind": "domain", "id": one["id"], "action": "renew"},
-                       {"kind": "domain", "id": one["id"], "action": "renew"},
-                       {"kind": "domain", "id": 999999, "action": "renew"}]})
-    assert twice.status == 400 and len(twice.body["reasons"]) == 2
+                       {"kind": "domain", "id": one["id"], "action": "renew"}]})
+    assert twice.status == 400
+    assert twice.body["reasons"] == [f"domain {one['id']} is selected twice"]
     await allowlist(world.api, world.leader, ["127.0.0.0/8"])
     done = await c.call("POST", f"{B}/renewals", token=world.token, json_body=selection)
     assert done.status == 201, done.text

@@ -2,8 +2,10 @@
 sub-accounts (delegates and users) and their per-zone rights, audit log.
 
 Only the leader and delegates manage the account (`manager_only`); only the
-leader creates delegates. Every change of who may do what is a security
-change (allowlisted address or step-up).
+leader creates delegates. A plain user holding manage_accounts on a zone
+reads the account's plain users within reach of that zone and grants and
+revokes their rights on it (services.accounts.RightsScope). Every change of
+who may do what is a security change (allowlisted address or step-up).
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from storage.models import (
     UserRole,
     Zone,
 )
-from zoneapi.access import audit_row, enforce, require_security_change, zone_name
+from zoneapi.access import (
+    audit_row,
+    enforce,
+    require_security_change,
+    zone_access,
+    zone_name,
+)
 from zoneapi.auth import Principal, principal_of
 from zoneapi.endpoints import QueryParam, Routes, body_of
 from zoneapi.errors import ApiError, Conflict, Forbidden, NotFound, Unprocessable
@@ -228,10 +236,12 @@ async def set_zone_unit(request: web.Request) -> web.Response:
                                                                                 10_000)})
 async def list_users(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    principal = _manager(request)
+    principal = principal_of(request)
     async with ctx.db.read() as session:
+        scope = await accounts.rights_scope(session, principal)
         users = (await session.execute(
-            select(User).where(User.account_id == principal.account_id).order_by(User.id)
+            select(User).where(User.account_id == principal.account_id,
+                               *accounts.managed_users_filter(scope)).order_by(User.id)
         )).scalars().all()
     return json_response([accounts.user_json(u) for u in users])
 
@@ -275,10 +285,11 @@ def _check_target(principal: Principal, user: User) -> None:
             responses={200: open_object()})
 async def get_user(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    principal = _manager(request)
+    principal = principal_of(request)
     async with ctx.db.read() as session:
-        user = await accounts.find_user_in_account(session, principal.account_id,
-                                                   _user_path(request))
+        scope = await accounts.rights_scope(session, principal)
+        user = await accounts.find_managed_user(session, principal.account_id, scope,
+                                                _user_path(request))
     return json_response(accounts.user_json(user))
 
 
@@ -315,39 +326,52 @@ async def update_user(request: web.Request) -> web.Response:
             responses={200: array(open_object(), 100_000)})
 async def list_rights(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    principal = _manager(request)
+    principal = principal_of(request)
     async with ctx.db.read() as session:
-        user = await accounts.find_user_in_account(session, principal.account_id,
-                                                   _user_path(request))
-        rows = await session.execute(
-            select(Zone.name, UserRight.right).join(Zone, Zone.id == UserRight.zone_id)
-            .where(UserRight.user_id == user.id).order_by(Zone.name, UserRight.right))
+        scope = await accounts.rights_scope(session, principal)
+        user = await accounts.find_managed_user(session, principal.account_id, scope,
+                                                _user_path(request))
+        query = (select(Zone.name, UserRight.right).join(Zone, Zone.id == UserRight.zone_id)
+                 .where(UserRight.user_id == user.id).order_by(Zone.name, UserRight.right))
+        if scope.zone_ids is not None:
+            query = query.where(Zone.id.in_(scope.zone_ids))
+        rows = await session.execute(query)
     return json_response([{"zone": z, "right": r.value} for z, r in rows])
 
 
-async def _grant_target(session: AsyncSession, principal: Principal, request: web.Request,
-                        zone_text: str) -> tuple[User, Zone]:
-    user = await accounts.find_user_in_account(session, principal.account_id,
-                                               _user_path(request))
+async def _grant_target(session: AsyncSession, principal: Principal, scope: accounts.RightsScope,
+                        request: web.Request, zone_text: str, right: Right) -> tuple[User, Zone]:
+    """The user and zone of a grant or revoke; 404 for either when the caller may not
+    see it (as when it does not exist), 403 when it sees the zone without managing it."""
+    user = await accounts.find_managed_user(session, principal.account_id, scope,
+                                            _user_path(request))
     if user.role != UserRole.USER:
         raise Conflict("not_a_user", "leaders and delegates hold every right already")
-    name = zone_name(zone_text)
-    zone = (await session.execute(select(Zone).where(Zone.name == name))).scalar_one_or_none()
-    if zone is None or zone.account_id != principal.account_id:
-        raise NotFound(f"zone {name} not found", code="zone_not_found")
+    access = await zone_access(session, principal, zone_text, Right.MANAGE_ACCOUNTS)
+    if not scope.everything:
+        if user.id == principal.user_id:
+            raise Forbidden("own_rights", "your own rights are changed by a leader or delegate")
+        if right is Right.MANAGE_ACCOUNTS:
+            raise Forbidden("manager_only", "only the leader and delegates hand out or take "
+                            "back manage_accounts")
+    zone = await session.get(Zone, access.zone_id)
+    assert zone is not None
     return user, zone
 
 
 @routes.post("/users/{user_id:[0-9]{1,18}}/rights", summary="Grant a right on a zone "
-             "(sensitive)", body=GRANT, responses={201: open_object()})
+             "(sensitive; leaders, delegates, and users holding manage_accounts on the zone)",
+             body=GRANT, responses={201: open_object()})
 async def grant_right(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    principal = _manager(request)
+    principal = principal_of(request)
     body = as_object(body_of(request))
     right = Right(get_str(body, "right"))
     async with ctx.db.write() as session:
+        scope = await accounts.rights_scope(session, principal)
         await require_security_change(session, ctx, principal)
-        user, zone = await _grant_target(session, principal, request, get_str(body, "zone"))
+        user, zone = await _grant_target(session, principal, scope, request,
+                                         get_str(body, "zone"), right)
         if user.business_unit_id is not None and zone.business_unit_id != user.business_unit_id:
             raise Unprocessable("zone_outside_unit",
                                 "the zone is not in the user's business unit")
@@ -364,13 +388,15 @@ async def grant_right(request: web.Request) -> web.Response:
                responses={204: None})
 async def revoke_right(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    principal = _manager(request)
-    try:
-        right = Right(request.match_info["right"])
-    except ValueError:
-        raise NotFound("no such right") from None
+    principal = principal_of(request)
     async with ctx.db.write() as session:
-        user, zone = await _grant_target(session, principal, request, request.match_info["zone"])
+        scope = await accounts.rights_scope(session, principal)
+        try:
+            right = Right(request.match_info["right"])
+        except ValueError:
+            raise NotFound("no such right", code="right_not_found") from None
+        user, zone = await _grant_target(session, principal, scope, request,
+                                         request.match_info["zone"], right)
         await session.execute(delete(UserRight).where(
             UserRight.user_id == user.id, UserRight.zone_id == zone.id, UserRight.right == right))
         session.add(audit_row(principal, "right.revoke", "user", user.login,

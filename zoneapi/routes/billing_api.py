@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import invoices, orders, payments, pdf, portfolio, renewals, stats
 from billing.errors import WebhookRejected
@@ -364,7 +365,8 @@ async def _my_order(request: web.Request, right: Right) -> tuple[orders.OrderVie
             raise NotFound("order not found", code="order_not_found") from None
         view = await orders.view(session, order)
         names = await visible_names(session, principal, right)
-        if names is not None and not {f"{ln.domain}." for ln in view.lines} <= names:
+        domains = {f"{ln.domain}." for ln in view.lines}
+        if names is not None and not (domains and domains <= names):
             raise NotFound("order not found", code="order_not_found")
         account = await session.get(Account, order.account_id)
         return view, (order, account)
@@ -442,12 +444,13 @@ async def webhook(request: web.Request) -> web.Response:
     return json_response({"outcome": result.outcome.value, "order": result.order_number})
 
 
-@routes.get("/billing/payments", summary="Payments of the account")
+@routes.get("/billing/payments", summary="Payments of the account (a plain user: of orders "
+            "concerning only domains it holds view_invoices on)")
 async def list_payments(request: web.Request) -> web.Response:
     ctx, principal = request.app[CONTEXT], principal_of(request)
-    _invoice_reader(principal)
     async with ctx.db.read() as session:
-        views = await payments.list_payments(session, principal.account_id)
+        names = await _invoice_names(session, principal)
+        views = await payments.list_payments(session, principal.account_id, names=names)
     return json_response({"payments": [
         {"id": p.id, "order": p.order_number, "method": p.method.value, "status": p.status.value,
          "amount_cents": p.amount_cents, "currency": p.currency, "reference": p.reference,
@@ -455,20 +458,32 @@ async def list_payments(request: web.Request) -> web.Response:
          "created_at": p.created_at} for p in views]})
 
 
-def _invoice_reader(principal: Principal) -> None:
-    # Invoices are the account's: its managers read them (a plain user's VIEW_INVOICES
-    # right is per domain, and an invoice can span several domains).
-    require_manager(principal, "reading invoices and payments")
+async def _invoice_names(session: AsyncSession, principal: Principal) -> frozenset[str] | None:
+    """The domains whose invoices and payments the caller reads (None: all the account's).
+
+    Leaders and delegates read the account's. A plain user reads those of orders
+    concerning only domains it holds view_invoices on: an invoice that spans
+    another domain is not shown, as it would show that domain's lines. A user
+    holding view_invoices nowhere gets 403 `right_missing`; a token narrowed
+    by policies (records) never reads invoices.
+    """
     if principal.token is not None and principal.token.narrowed:
         raise Forbidden("token_too_narrow", "a token limited to some domains cannot read invoices")
+    names = await visible_names(session, principal, Right.VIEW_INVOICES)
+    if names is not None and not names:
+        raise Forbidden("right_missing", "you hold the right view_invoices on no domain",
+                        right=Right.VIEW_INVOICES.value)
+    return names
 
 
-@routes.get("/billing/invoices", summary="Invoices and credit notes")
+@routes.get("/billing/invoices", summary="Invoices and credit notes (a plain user: of orders "
+            "concerning only domains it holds view_invoices on)")
 async def list_invoices(request: web.Request) -> web.Response:
     ctx, rt, principal = request.app[CONTEXT], runtime(request), principal_of(request)
-    _invoice_reader(principal)
     async with ctx.db.read() as session:
-        views = await invoices.list_invoices(session, rt.config, principal.account_id)
+        names = await _invoice_names(session, principal)
+        views = await invoices.list_invoices(session, rt.config, principal.account_id,
+                                             names=names)
     return json_response({"invoices": [
         {"number": i.number, "display_number": i.display_number, "kind": i.kind.value,
          "order": i.order_number, "credits": i.credited_number, "issued_on": i.issued_on.isoformat(),
@@ -481,14 +496,14 @@ async def list_invoices(request: web.Request) -> web.Response:
             summary="An invoice or credit note as PDF")
 async def invoice_pdf(request: web.Request) -> web.Response:
     ctx, rt, principal = request.app[CONTEXT], runtime(request), principal_of(request)
-    _invoice_reader(principal)
     text = request.match_info["number"]
-    if not text.isdigit() or len(text) > 12:
-        raise NotFound("invoice not found", code="invoice_not_found")
     async with ctx.db.read() as session:
+        names = await _invoice_names(session, principal)
+        if not (text.isascii() and text.isdigit()) or len(text) > 12:
+            raise NotFound("invoice not found", code="invoice_not_found")
         try:
             invoice = await invoices.find_invoice(session, int(text),
-                                                  account_id=principal.account_id)
+                                                  account_id=principal.account_id, names=names)
         except invoices.InvoiceNotFound:
             raise NotFound("invoice not found", code="invoice_not_found") from None
         view = await invoices.to_view(session, rt.config, invoice)
@@ -528,10 +543,15 @@ async def renewal_selection(request: web.Request) -> web.Response:
         names = await visible_names(session, principal)
         entries = {(e.kind, e.id): e for e in await renewals.schedule(
             session, rt.config, principal.account_id, today(ctx), names=names)}
+        # Rights before the selection's own checks: an entry the caller may not see
+        # answers exactly as one that does not exist.
+        unknown = [f"{s.kind.value} {s.id}" for s in selections
+                   if (s.kind, s.id) not in entries]
+        if unknown:
+            raise NotFound(f"not in your renewal schedule: {', '.join(unknown[:20])}",
+                           code="renewal_not_found")
         for sel in selections:
-            entry = entries.get((sel.kind, sel.id))
-            if entry is None:
-                continue  # apply_selection reports it with the other reasons
+            entry = entries[(sel.kind, sel.id)]
             right = Right.CANCEL if sel.action is renewals.Action.CANCEL else Right.RENEW
             domain = await domain_access(session, principal, entry.domain, right)
             if sel.action is renewals.Action.CANCEL:

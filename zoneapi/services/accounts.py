@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Account, AccountStatus, AuditEntry, User, UserRole
+from storage.models import (
+    Account,
+    AccountStatus,
+    AuditEntry,
+    Right,
+    User,
+    UserRight,
+    UserRole,
+    Zone,
+)
+from zoneapi.access import enforce
+from zoneapi.auth import Principal
 from zoneapi.errors import Conflict, NotFound, Unprocessable
 from zoneapi.keys import Context
 from zoneapi.passwords import password_problem
+from zoneapi.policy import can_change_security, can_manage_accounts
 
 LOGIN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}[a-z0-9]$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,63}$")
@@ -155,3 +168,61 @@ def account_json(account: Account) -> dict[str, object]:
         "mobile": account.mobile, "ip_allowlist": list(account.ip_allowlist or []),
         "created_at": account.created_at, "approved_at": account.approved_at,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class RightsScope:
+    """Whose rights on which zones the caller hands out and reads.
+
+    Leaders and delegates: every plain user, every zone of the account
+    (`zone_ids` None). A plain user holding manage_accounts on some zones:
+    on those zones only, for the account's plain users who may hold rights
+    there (no business unit, or the unit of one of those zones), never
+    itself, and it never hands out manage_accounts.
+    """
+
+    user_id: int
+    zone_ids: frozenset[int] | None
+    unit_ids: frozenset[int | None] = frozenset()
+
+    @property
+    def everything(self) -> bool:
+        return self.zone_ids is None
+
+
+async def rights_scope(session: AsyncSession, principal: Principal) -> RightsScope:
+    """The caller's RightsScope; 403 `manager_only` when it manages no rights at all."""
+    decision = can_manage_accounts(principal.role, principal.token)
+    if decision.allowed:
+        return RightsScope(principal.user_id, None)
+    if principal.role is not UserRole.USER:
+        enforce(decision)
+    enforce(can_change_security(principal.token))
+    rows = (await session.execute(
+        select(Zone.id, Zone.business_unit_id).join(UserRight, UserRight.zone_id == Zone.id)
+        .where(UserRight.user_id == principal.user_id, UserRight.right == Right.MANAGE_ACCOUNTS,
+               Zone.account_id == principal.account_id))).all()
+    if not rows:
+        enforce(decision)
+    return RightsScope(principal.user_id, frozenset(z for z, _ in rows),
+                       frozenset(u for _, u in rows))
+
+
+async def find_managed_user(session: AsyncSession, account_id: int, scope: RightsScope,
+                            user_id: int) -> User:
+    """A login of the account the caller may see: 404 `user_not_found` for any other,
+    exactly as for a login that does not exist."""
+    user = await find_user_in_account(session, account_id, user_id)
+    in_reach = user.business_unit_id is None or user.business_unit_id in scope.unit_ids
+    if not scope.everything and (user.role is not UserRole.USER or not in_reach):
+        raise NotFound("user not found", code="user_not_found")
+    return user
+
+
+def managed_users_filter(scope: RightsScope) -> list[ColumnElement[bool]]:
+    """WHERE clauses keeping the logins `scope` may see (none for managers)."""
+    if scope.everything:
+        return []
+    units = [u for u in scope.unit_ids if u is not None]
+    return [User.role == UserRole.USER,
+            or_(User.business_unit_id.is_(None), User.business_unit_id.in_(units))]
