@@ -1,6 +1,7 @@
 """What one zone API request costs, in units the machine's load does not
 move: Python function calls in the server's request path (cProfile
-counts), SQL statements, and aiosqlite thread hand-offs (SQLite only).
+counts), SQL statements (through the engine and through storage.driver's
+plain connections), and aiosqlite thread hand-offs (SQLite only).
 
     python bench/api_cost.py                     # one-RRset PUT and GET /me on SQLite
     python bench/api_cost.py --database-url postgresql+asyncpg://postgres@127.0.0.1/zh_cost
@@ -34,6 +35,7 @@ from sqlalchemy import event
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.api_support import drop_database, fresh_database, seed_account
+from storage import driver
 from storage.db import connect
 from zoneapi.app import create_app
 from zoneapi.config import RateLimit, ZoneApiConfig, new_secret_key
@@ -58,6 +60,23 @@ class Counters:
 
         setattr(aiosqlite.core.Connection, "_execute", counted)  # noqa: B010 (typed as a method)
 
+    def count_driver_statements(self) -> None:
+        """Wrap storage.driver's statement calls (BEGIN and COMMIT are not counted)."""
+        counters = self
+        for cls in (driver._SqliteTx, driver._PgTx, driver.SqliteDriver, driver.PgDriver):
+            for name in ("fetch", "execute", "executemany"):
+                original = cls.__dict__.get(name)
+                if original is None:
+                    continue
+
+                def wrap(original: Any) -> Any:
+                    async def counted(*args: Any) -> Any:
+                        counters.statements += 1
+                        return await original(*args)
+                    return counted
+
+                setattr(cls, name, wrap(original))
+
 
 async def measure(label: str, http: aiohttp.ClientSession, one: Request, counters: Counters,
                   requests: int) -> None:
@@ -81,6 +100,7 @@ async def main() -> None:
     args = parser.parse_args()
     counters = Counters()
     counters.count_hops()
+    counters.count_driver_statements()
     with tempfile.TemporaryDirectory() as tmp:
         url = await fresh_database(args.database_url or f"sqlite+aiosqlite:///{tmp}/cost.sqlite3")
         token = await seed_account(url, "bench.example", extra_rrsets=args.zone_rrsets)

@@ -26,6 +26,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage.driver import PgDriver, Row, SessionTx, SqliteDriver, Tx
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/zonehost.sqlite3"
 _WRITE = "zonehost_write"
 
@@ -42,6 +44,9 @@ class Database:
     # SQLite has one writer at a time: writers of this process queue here
     # rather than in SQLite's busy handler, which sleeps and polls.
     _write_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False, compare=False)
+    # Plain driver connections for the hot paths (storage.driver); None for
+    # an in-memory SQLite store, which only the engine's connection sees.
+    _driver: SqliteDriver | PgDriver | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_postgres(self) -> bool:
@@ -70,6 +75,34 @@ class Database:
                 raise
 
     @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """One write transaction on a plain driver connection (storage.driver):
+        committed on success, rolled back on error. Same guarantees as
+        `write()`, for SQL that does not need the ORM."""
+        if self._driver is None:
+            async with self.write() as session:
+                yield SessionTx(session)
+            return
+        async with self._serialized(), self._driver.transaction() as tx:
+            yield tx
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]:
+        """One read statement (storage.driver SQL) outside any transaction."""
+        if self._driver is None:
+            async with self.read() as session:
+                return await SessionTx(session).fetch(sql, *args)
+        return await self._driver.fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: object) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    @property
+    def sql(self) -> Tx:
+        """Value conversions (`array`, `time`, `json_out`...) for this backend, outside a Tx."""
+        return _CONVERSIONS[self.is_postgres]
+
+    @asynccontextmanager
     async def _serialized(self) -> AsyncIterator[None]:
         if not self.is_sqlite:
             yield
@@ -89,6 +122,8 @@ class Database:
         return make_url(self.url).render_as_string(hide_password=True)
 
     async def close(self) -> None:
+        if self._driver is not None:
+            await self._driver.close()
         await self.engine.dispose()
 
 
@@ -100,14 +135,17 @@ def connect(url: str | None = None, *, pool_size: int = 10, echo: bool = False) 
     except ArgumentError as exc:
         raise DatabaseError(f"invalid database URL: {exc}") from exc
     kwargs: dict[str, Any] = {"echo": echo}
+    driver: SqliteDriver | PgDriver | None = None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            driver = SqliteDriver(parsed.database)
         kwargs["connect_args"] = {"timeout": 30}
     elif parsed.get_backend_name() == "postgresql":
         if parsed.get_driver_name() != "asyncpg":
             raise DatabaseError("PostgreSQL URLs must use asyncpg: postgresql+asyncpg://...")
         kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        driver = PgDriver(url, pool_size)
     else:
         raise DatabaseError(f"unsupported database {parsed.get_backend_name()!r}")
     try:
@@ -116,7 +154,16 @@ def connect(url: str | None = None, *, pool_size: int = 10, echo: bool = False) 
         raise DatabaseError(f"invalid database URL: {exc}") from exc
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
-    return Database(url, engine, async_sessionmaker(engine, expire_on_commit=False))
+    return Database(url, engine, async_sessionmaker(engine, expire_on_commit=False),
+                    _driver=driver)
+
+
+class _Conversions(Tx):
+    def __init__(self, is_postgres: bool) -> None:
+        self.is_postgres = is_postgres
+
+
+_CONVERSIONS = {False: _Conversions(False), True: _Conversions(True)}
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

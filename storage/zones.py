@@ -17,11 +17,13 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.SOA
-from sqlalchemy import delete, func, insert, or_, select, text
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from storage.dnsdata import RRsetData, ZoneContent, check_edit, check_zone, rrset_from_rdatas
-from storage.models import AuditEntry, Record, RRset, Zone, ZoneChange, ZoneStatus
+from storage.driver import SessionTx, Tx
+from storage.models import Record, RRset, Zone, ZoneStatus
 from storage.serial import next_serial
 
 FEED_CHANNEL = "zonehost_changes"
@@ -139,52 +141,6 @@ async def _stored_rows(
     }
 
 
-async def _stored_index(
-    session: AsyncSession, zone_id: int, near: Iterable[dns.name.Name] | None = None
-) -> dict[tuple[str, int], tuple[int, int]]:
-    """(name, rdtype) -> (rrset id, ttl) of the zone's RRsets; one query.
-
-    With `near`, only what the zone rules can involve for an edit at those
-    names: the names and their ancestors, and every DNAME (data below one
-    is refused). That keeps an edit of a 100,000-name zone from reading it
-    all. A DNAME being added needs the whole zone: pass None.
-    """
-    query = select(RRset.name, RRset.rdtype, RRset.id, RRset.ttl).where(RRset.zone_id == zone_id)
-    if near is not None:
-        related = {
-            ancestor.to_text()
-            for name in near
-            for ancestor in (name.split(depth)[1] for depth in range(1, len(name) + 1))
-        }
-        query = query.where(
-            or_(RRset.name.in_(sorted(related)), RRset.rdtype == int(dns.rdatatype.DNAME))
-        )
-    rows = await session.execute(query)
-    return {(name, rdtype): (rrset_id, ttl) for name, rdtype, rrset_id, ttl in rows}
-
-
-async def _rows_of(
-    session: AsyncSession, index: dict[tuple[str, int], tuple[int, int]], keys: Iterable[tuple[str, int]]
-) -> list[_Rows]:
-    """The stored rows of the RRsets at `keys` (absent keys are skipped)."""
-    wanted = {index[k][0]: k for k in keys if k in index}
-    if not wanted:
-        return []
-    records: dict[int, tuple[list[str], list[bytes]]] = {i: ([], []) for i in wanted}
-    rows = await session.execute(
-        select(Record.rrset_id, Record.content, Record.wire)
-        .where(Record.rrset_id.in_(wanted))
-        .order_by(Record.id)
-    )
-    for rrset_id, content, wire in rows:
-        records[rrset_id][0].append(content)
-        records[rrset_id][1].append(wire)
-    return [
-        _Rows(name, rdtype, index[(name, rdtype)][1], tuple(records[i][0]), tuple(records[i][1]))
-        for i, (name, rdtype) in wanted.items()
-    ]
-
-
 def _today() -> date:
     return datetime.now(UTC).date()
 
@@ -203,26 +159,26 @@ async def find_zone(session: AsyncSession, name: str, *, for_update: bool = Fals
     return zone
 
 
-async def current_rrsets(session: AsyncSession, zone_id: int) -> dict[tuple[str, int], RRsetData]:
+_CURRENT = (
+    "SELECT s.name, s.rdtype, s.ttl, r.wire FROM rrsets s JOIN records r ON r.rrset_id = s.id"
+    " WHERE s.zone_id = $1"
+)
+
+
+async def current_rrsets(
+    db: AsyncSession | Tx, zone_id: int
+) -> dict[tuple[str, int], RRsetData]:
     """The zone's RRsets (SOA excluded), rebuilt as validated values."""
-    rows = await session.execute(
-        select(RRset.name, RRset.rdtype, RRset.ttl, Record.wire)
-        .join(Record, Record.rrset_id == RRset.id)
-        .where(RRset.zone_id == zone_id)
-    )
+    tx = SessionTx(db) if isinstance(db, AsyncSession) else db
     grouped: dict[tuple[str, int], tuple[int, list[bytes]]] = {}
-    for name, rdtype, ttl, wire in rows:
-        grouped.setdefault((name, rdtype), (ttl, []))[1].append(wire)
+    for name, rdtype, ttl, wire in await tx.fetch(_CURRENT, zone_id):
+        grouped.setdefault((name, rdtype), (ttl, []))[1].append(bytes(wire))
     result: dict[tuple[str, int], RRsetData] = {}
     for (name, rdtype), (ttl, wires) in grouped.items():
         owner = dns.name.from_text(name)
-        rdatas = [
-            dns.rdata.from_wire(dns.rdataclass.IN, dns.rdatatype.RdataType.make(rdtype), w, 0, len(w))
-            for w in wires
-        ]
-        result[(name, rdtype)] = rrset_from_rdatas(
-            owner, dns.rdatatype.RdataType.make(rdtype), ttl, rdatas
-        )
+        kind = dns.rdatatype.RdataType.make(rdtype)
+        rdatas = [dns.rdata.from_wire(dns.rdataclass.IN, kind, w, 0, len(w)) for w in wires]
+        result[(name, rdtype)] = rrset_from_rdatas(owner, kind, ttl, rdatas)
     return result
 
 
@@ -285,9 +241,23 @@ async def _insert_rrsets(session: AsyncSession, zone_id: int, rrsets: Sequence[_
     await session.execute(insert(Record), records)
 
 
+_LOCK_FEED = "SELECT pg_advisory_xact_lock($1)"
+_INSERT_CHANGE = (
+    "INSERT INTO zone_changes (zone_id, zone_name, serial, previous_serial, kind, full_reload,"
+    " diff, actor, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id"
+)
+_INSERT_AUDIT = (
+    "INSERT INTO audit_log (at, account_id, user_id, actor, source_ip, credential, action,"
+    " object_type, object_name, before, after, change_id)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, 'zone', $8, $9, $10, $11)"
+)
+_NOTIFY = "SELECT pg_notify($1, $2)"
+
+
 async def _append_change(
-    session: AsyncSession,
-    zone: Zone,
+    tx: Tx,
+    zone: ZoneRow | Zone,
+    serial: int,
     *,
     kind: str,
     previous_serial: int | None,
@@ -298,40 +268,30 @@ async def _append_change(
     audit_before: Any = None,
     audit_after: Any = None,
 ) -> int:
-    """Append the feed row and the audit row; the last step of every write."""
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        await session.execute(select(func.pg_advisory_xact_lock(_FEED_LOCK_KEY)))
-    change = ZoneChange(
-        zone_id=zone.id,
-        zone_name=zone.name,
-        serial=zone.serial,
-        previous_serial=previous_serial,
-        kind=kind,
-        full_reload=full_reload,
-        diff={"removed": [list(i) for i in removed], "added": [list(i) for i in added]},
-        actor=actor.label,
+    """Append the feed row and the audit row; the last step of every write.
+
+    On PostgreSQL the feed lock makes ids follow commit order, and the
+    NOTIFY is delivered at commit."""
+    if tx.is_postgres:
+        await tx.execute(_LOCK_FEED, _FEED_LOCK_KEY)
+    now = tx.time(datetime.now(UTC))
+    removed_json = [list(i) for i in removed]
+    added_json = [list(i) for i in added]
+    row = await tx.fetchrow(
+        _INSERT_CHANGE, zone.id, zone.name, serial, previous_serial, kind, full_reload,
+        tx.json({"removed": removed_json, "added": added_json}), actor.label, now,
     )
-    session.add(change)
-    await session.flush()
-    session.add(
-        AuditEntry(
-            account_id=zone.account_id if actor.account_id is None else actor.account_id,
-            user_id=actor.user_id,
-            actor=actor.label,
-            source_ip=actor.source_ip,
-            credential=actor.credential,
-            action=f"zone.{kind}",
-            object_type="zone",
-            object_name=zone.name,
-            before=audit_before if audit_before is not None else [list(i) for i in removed],
-            after=audit_after if audit_after is not None else [list(i) for i in added],
-            change_id=change.id,
-        )
+    assert row is not None
+    change_id = int(row[0])
+    await tx.execute(
+        _INSERT_AUDIT, now, zone.account_id if actor.account_id is None else actor.account_id,
+        actor.user_id, actor.label, actor.source_ip, actor.credential, f"zone.{kind}", zone.name,
+        tx.json(audit_before if audit_before is not None else removed_json),
+        tx.json(audit_after if audit_after is not None else added_json), change_id,
     )
-    if bind.dialect.name == "postgresql":
-        await session.execute(text(f"NOTIFY {FEED_CHANNEL}, '{int(change.id)}'"))
-    return change.id
+    if tx.is_postgres:
+        await tx.execute(_NOTIFY, FEED_CHANNEL, str(change_id))
+    return change_id
 
 
 def _bump(zone: Zone, at_least: int = 0) -> int:
@@ -375,7 +335,8 @@ async def create_zone(
     await _insert_rrsets(session, zone.id, rows)
     _, added = _diff((), rows)
     change_id = await _append_change(
-        session, zone, kind="create", previous_serial=None, removed=(), added=added,
+        SessionTx(session), zone, zone.serial,
+        kind="create", previous_serial=None, removed=(), added=added,
         actor=actor, full_reload=True,
     )
     return WriteResult(name, zone.serial, change_id, (), added)
@@ -412,7 +373,8 @@ async def replace_zone(
     # A file whose serial is ahead of ours (secondaries may hold it) moves ours there.
     previous = _bump(zone, at_least=file_serial)
     change_id = await _append_change(
-        session, zone, kind="replace", previous_serial=previous, removed=removed, added=added,
+        SessionTx(session), zone, zone.serial,
+        kind="replace", previous_serial=previous, removed=removed, added=added,
         actor=actor, full_reload=True,
     )
     return WriteResult(name, zone.serial, change_id, removed, added)
@@ -435,43 +397,185 @@ def _apply_soa(zone: Zone, soa: SoaFields) -> None:
     zone.soa_expire, zone.soa_minimum = soa.expire, soa.minimum
 
 
+@dataclass(frozen=True, slots=True)
+class ZoneRow:
+    """A zone's row as an edit needs it (no ORM object), read with its lock."""
+
+    id: int
+    name: str
+    account_id: int | None
+    business_unit_id: int | None
+    status: ZoneStatus
+    serial: int
+    unit_allowlist: tuple[str, ...] = ()  # the zone's business unit's
+
+
+_LOCK_ZONE = (
+    "SELECT z.id, z.name, z.account_id, z.business_unit_id, z.status, z.serial, b.ip_allowlist"
+    " FROM zones z LEFT JOIN business_units b ON b.id = z.business_unit_id"
+    " WHERE z.name = $1 FOR UPDATE OF z"
+)
+
+
+async def lock_zone(tx: Tx, name: str) -> ZoneRow | None:
+    """The zone `name`, locked until the end of `tx` (FOR UPDATE on PostgreSQL;
+    on SQLite the transaction holds the database's write lock)."""
+    row = await tx.fetchrow(_LOCK_ZONE, name)
+    if row is None:
+        return None
+    allowlist = tx.json_out(row[6]) if row[6] is not None else []
+    return ZoneRow(row[0], row[1], row[2], row[3], ZoneStatus(row[4]), row[5],
+                   tuple(allowlist or ()))
+
+
+# What the zone rules can involve for an edit at some names: those names and
+# their ancestors, and every DNAME (data below one is refused). That keeps an
+# edit of a 100,000-name zone from reading it all; with the records of the
+# RRsets at the edited names (the diff's "before"), in one statement.
+_NEAR = (
+    "SELECT s.id, s.name, s.rdtype, s.ttl, r.content, r.wire FROM rrsets s"
+    " LEFT JOIN records r ON r.rrset_id = s.id AND s.name = ANY($2)"
+    " WHERE s.zone_id = $1 AND (s.name = ANY($3) OR s.rdtype = 39)"
+    " ORDER BY s.id, r.id"
+)
+# A DNAME being added needs the whole zone's names.
+_WHOLE = (
+    "SELECT s.id, s.name, s.rdtype, s.ttl, r.content, r.wire FROM rrsets s"
+    " LEFT JOIN records r ON r.rrset_id = s.id AND s.name = ANY($2)"
+    " WHERE s.zone_id = $1 ORDER BY s.id, r.id"
+)
+_DELETE_RRSETS = "DELETE FROM rrsets WHERE id = ANY($1)"
+_INSERT_RRSET = (
+    "INSERT INTO rrsets (zone_id, name, rdtype, ttl) VALUES ($1, $2, $3, $4) RETURNING id"
+)
+_INSERT_RRSETS = "INSERT INTO rrsets (zone_id, name, rdtype, ttl) VALUES ($1, $2, $3, $4)"
+_INSERT_RRSETS_PG = (
+    "INSERT INTO rrsets (zone_id, name, rdtype, ttl)"
+    " SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bigint[]) RETURNING id, name, rdtype"
+)
+_RRSET_IDS = "SELECT id, name, rdtype FROM rrsets WHERE zone_id = $1 AND name = ANY($2)"
+_INSERT_RECORDS = "INSERT INTO records (rrset_id, content, wire) VALUES ($1, $2, $3)"
+_INSERT_RECORDS_PG = (
+    "INSERT INTO records (rrset_id, content, wire)"
+    " SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[])"
+)
+_SET_SERIAL = "UPDATE zones SET serial = $1, updated_at = $2 WHERE id = $3"
+
+
+async def _stored_near(
+    tx: Tx, zone_id: int, near: Iterable[dns.name.Name] | None, touched: set[tuple[str, int]]
+) -> tuple[dict[tuple[str, int], int], list[_Rows]]:
+    """(name, rdtype) -> rrset id of the RRsets the rules involve (all with
+    `near` None), and the stored rows of those at `touched`."""
+    names = tx.array(sorted({name for name, _ in touched}))
+    if near is None:
+        rows = await tx.fetch(_WHOLE, zone_id, names)
+    else:
+        related = {
+            ancestor.to_text()
+            for name in near
+            for ancestor in (name.split(depth)[1] for depth in range(1, len(name) + 1))
+        }
+        rows = await tx.fetch(_NEAR, zone_id, names, tx.array(sorted(related)))
+    index: dict[tuple[str, int], int] = {}
+    records: dict[tuple[str, int], tuple[int, list[str], list[bytes]]] = {}
+    for rrset_id, name, rdtype, ttl, content, wire in rows:
+        key = (name, rdtype)
+        index[key] = rrset_id
+        if key in touched and content is not None:
+            entry = records.setdefault(key, (ttl, [], []))
+            entry[1].append(content)
+            entry[2].append(bytes(wire))
+    old = [_Rows(key[0], key[1], ttl, tuple(contents), tuple(wires))
+           for key, (ttl, contents, wires) in records.items()]
+    return index, old
+
+
+async def _insert_rows(tx: Tx, zone_id: int, rrsets: Sequence[_Rows]) -> None:
+    if not rrsets:
+        return
+    if len(rrsets) == 1:
+        row = await tx.fetchrow(_INSERT_RRSET, zone_id, rrsets[0].name, rrsets[0].rdtype,
+                                rrsets[0].ttl)
+        assert row is not None
+        ids = [int(row[0])]
+    else:
+        if tx.is_postgres:
+            stored = await tx.fetch(_INSERT_RRSETS_PG, zone_id, [r.name for r in rrsets],
+                                    [r.rdtype for r in rrsets], [r.ttl for r in rrsets])
+        else:
+            await tx.executemany(_INSERT_RRSETS,
+                                 [(zone_id, r.name, r.rdtype, r.ttl) for r in rrsets])
+            stored = await tx.fetch(_RRSET_IDS, zone_id,
+                                    tx.array(sorted({r.name for r in rrsets})))
+        by_key = {(name, rdtype): rrset_id for rrset_id, name, rdtype in stored}
+        ids = [by_key[(r.name, r.rdtype)] for r in rrsets]
+    if tx.is_postgres:
+        rrset_ids: list[int] = []
+        contents: list[str] = []
+        wires: list[bytes] = []
+        for rrset_id, r in zip(ids, rrsets, strict=True):
+            rrset_ids.extend([rrset_id] * len(r.contents))
+            contents.extend(r.contents)
+            wires.extend(r.wires)
+        await tx.execute(_INSERT_RECORDS_PG, rrset_ids, contents, wires)
+    else:
+        await tx.executemany(_INSERT_RECORDS, [
+            (rrset_id, content, wire)
+            for rrset_id, r in zip(ids, rrsets, strict=True)
+            for content, wire in zip(r.contents, r.wires, strict=True)
+        ])
+
+
 async def apply_changes(
-    session: AsyncSession, zone_name: str | Zone, changes: Sequence[RRsetChange], actor: Actor,
-    *, kind: str = "update",
+    db: AsyncSession | Tx, zone_name: str | Zone | ZoneRow, changes: Sequence[RRsetChange],
+    actor: Actor, *, kind: str = "update",
 ) -> WriteResult:
     """Apply RRset changes atomically; zone rules are checked on the result.
 
-    `zone_name` may be the zone itself, loaded (FOR UPDATE) in this session
-    by a caller that read it anyway, which saves reading it again."""
-    zone = (zone_name if isinstance(zone_name, Zone)
-            else await find_zone(session, zone_name, for_update=True))
+    `db` is an ORM session or a plain driver transaction (storage.driver);
+    the statements are the same. `zone_name` may be the zone itself, read
+    with its lock in this transaction by a caller that needed it anyway (an
+    ORM `Zone` gets its new serial too)."""
+    tx = SessionTx(db) if isinstance(db, AsyncSession) else db
+    if isinstance(zone_name, str):
+        locked = await lock_zone(tx, zone_name)
+        if locked is None:
+            raise ZoneNotFound(zone_name)
+        zone: ZoneRow | Zone = locked
+    else:
+        zone = zone_name
     origin = dns.name.from_text(zone.name)
     puts = [c.rrset for c in changes if c.rrset is not None]
     deletes = [(c.name, c.rdtype) for c in changes if c.rrset is None]
     adds_dname = any(r.rdtype == dns.rdatatype.DNAME for r in puts)
-    index = await _stored_index(
-        session, zone.id, None if adds_dname else [c.name for c in changes]
-    )
+    touched = {(c.name.to_text(), int(c.rdtype)) for c in changes}
+    index, old = await _stored_near(
+        tx, zone.id, None if adds_dname else [c.name for c in changes], touched)
     existing = [(dns.name.from_text(name), rdtype) for name, rdtype in index]
     problems = check_edit(origin, existing, put=puts, delete=deletes)
     if problems:
         raise ZoneConflict(zone.name, [str(p) for p in problems])
-    touched = {(c.name.to_text(), int(c.rdtype)) for c in changes}
-    old = await _rows_of(session, index, touched)
     new = [_Rows.of(r) for r in puts]
     removed, added = _diff(old, new)
     if not removed and not added:
         return WriteResult(zone.name, zone.serial, 0)
-    stale = [index[k][0] for k in touched if k in index]
+    stale = [index[k] for k in touched if k in index]
     if stale:
-        await session.execute(delete(RRset).where(RRset.id.in_(stale)))
-    await _insert_rrsets(session, zone.id, new)
-    previous = _bump(zone)
+        await tx.execute(_DELETE_RRSETS, tx.array(stale))
+    await _insert_rows(tx, zone.id, new)
+    previous = zone.serial
+    serial = next_serial(previous, _today())
+    now = datetime.now(UTC)
+    await tx.execute(_SET_SERIAL, serial, tx.time(now), zone.id)
+    if isinstance(zone, Zone):  # the caller's object follows; it was written just now
+        set_committed_value(zone, "serial", serial)
+        set_committed_value(zone, "updated_at", now)
     change_id = await _append_change(
-        session, zone, kind=kind, previous_serial=previous, removed=removed, added=added,
+        tx, zone, serial, kind=kind, previous_serial=previous, removed=removed, added=added,
         actor=actor,
     )
-    return WriteResult(zone.name, zone.serial, change_id, removed, added)
+    return WriteResult(zone.name, serial, change_id, removed, added)
 
 
 async def set_zone_status(
@@ -485,7 +589,8 @@ async def set_zone_status(
     zone.status = status
     previous = _bump(zone)
     change_id = await _append_change(
-        session, zone, kind="status", previous_serial=previous, removed=(), added=(),
+        SessionTx(session), zone, zone.serial,
+        kind="status", previous_serial=previous, removed=(), added=(),
         actor=actor, full_reload=True, audit_before={"status": before},
         audit_after={"status": status.value},
     )
@@ -499,7 +604,8 @@ async def delete_zone(session: AsyncSession, zone_name: str, actor: Actor) -> Wr
     await session.delete(zone)
     await session.flush()
     change_id = await _append_change(
-        session, zone, kind="delete", previous_serial=zone.serial, removed=removed, added=(),
+        SessionTx(session), zone, zone.serial,
+        kind="delete", previous_serial=zone.serial, removed=removed, added=(),
         actor=actor, full_reload=True,
     )
     return WriteResult(zone.name, zone.serial, change_id, removed, ())

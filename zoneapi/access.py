@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.dnsdata import InvalidName, zone_origin
+from storage.driver import SessionTx, Tx
 from storage.models import AuditEntry, BusinessUnit, Right, UserRight, UserRole, Zone
-from storage.models.auth import StepUp
-from storage.zones import Actor
+from storage.zones import Actor, ZoneRow, lock_zone
 from zoneapi.auth import Principal
 from zoneapi.errors import BadRequest, Forbidden, NotFound
 from zoneapi.jsonio import dumps
@@ -111,6 +111,26 @@ async def zone_for_write(
     return access, zone
 
 
+_GRANTED_SQL = 'SELECT "right" FROM user_rights WHERE user_id = $1 AND zone_id = $2'
+
+
+async def zone_for_edit(
+    tx: Tx, principal: Principal, zone_text: str
+) -> tuple[ZoneAccess, ZoneRow]:
+    """zone_for_write() on a plain driver transaction (storage.driver): the
+    edit path's lookup, without ORM objects."""
+    name = zone_name(zone_text)
+    zone = await lock_zone(tx, name)
+    if zone is None:
+        raise NotFound(f"zone {name} not found", code="zone_not_found")
+    granted: list[Right] = []
+    if principal.role == UserRole.USER and zone.account_id == principal.account_id:
+        granted = [Right(r[0]) for r in await tx.fetch(_GRANTED_SQL, principal.user_id, zone.id)]
+    access = _decide(principal, name, zone.id, zone.account_id, zone.business_unit_id,
+                     list(zone.unit_allowlist), granted)
+    return access, zone
+
+
 async def _access(
     session: AsyncSession, principal: Principal, name: str, zone_id: int,
     account_id: int | None, unit_id: int | None, unit_allowlist: list[str] | None,
@@ -123,6 +143,15 @@ async def _access(
         granted = list((await session.execute(
             _GRANTED, {"user_id": principal.user_id, "zone_id": zone_id}
         )).scalars())
+    return _decide(principal, name, zone_id, account_id, unit_id, unit_allowlist, granted, need)
+
+
+def _decide(
+    principal: Principal, name: str, zone_id: int, account_id: int | None, unit_id: int | None,
+    unit_allowlist: list[str] | None, granted: list[Right], need: Right = Right.VIEW,
+) -> ZoneAccess:
+    if account_id != principal.account_id or not token_may_see_zone(principal.token, name):
+        raise NotFound(f"zone {name} not found", code="zone_not_found")
     rights = effective_rights(principal.role, True, granted)
     if not rights:
         raise NotFound(f"zone {name} not found", code="zone_not_found")
@@ -142,20 +171,22 @@ def step_up_how(principal: Principal) -> list[str]:
     return how
 
 
-async def has_step_up(session: AsyncSession, ctx: Context, principal: Principal,
+_STEP_UP = (
+    "SELECT id FROM api_step_ups WHERE credential = $1 AND expires_at > $2"
+    " AND (operation IS NULL OR operation = $3) LIMIT 1"
+)
+
+
+async def has_step_up(session: AsyncSession | Tx, ctx: Context, principal: Principal,
                       operation: Operation) -> bool:
-    row = (await session.execute(
-        select(StepUp.id).where(
-            StepUp.credential == principal.credential,
-            StepUp.expires_at > ctx.clock.now(),
-            or_(StepUp.operation.is_(None), StepUp.operation == operation.key),
-        ).limit(1)
-    )).first()
+    tx = SessionTx(session) if isinstance(session, AsyncSession) else session
+    row = await tx.fetchrow(_STEP_UP, principal.credential, tx.time(ctx.clock.now()),
+                            operation.key)
     return row is not None
 
 
 async def require_sensitive(
-    session: AsyncSession, ctx: Context, principal: Principal, operation: Operation,
+    session: AsyncSession | Tx, ctx: Context, principal: Principal, operation: Operation,
     extra_allowlist: tuple[IPNetwork, ...] = (),
 ) -> None:
     """Pass only from an allowlisted address or after a fresh step-up (403 otherwise).

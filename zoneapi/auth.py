@@ -5,23 +5,23 @@ with the session cookie (the browser; unsafe methods then also need the
 `X-CSRF-Token` header from the login answer). Both are looked up by the
 SHA-256 digest of the secret through a unique index, in one query that
 also loads the user, the account and the business unit's allowlist, so an
-authenticated request costs one indexed read. `last_used_at` and
-`last_seen_at` are written at most once a minute per credential.
+authenticated request costs one indexed read (plain driver SQL, no ORM
+objects). `last_used_at` and `last_seen_at` are written at most once a
+minute per credential.
 """
 
 from __future__ import annotations
 
 import enum
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import bindparam, select, update
 
-from storage.models import Account, AccountStatus, BusinessUnit, User, UserRole
-from storage.models.auth import ApiSession, ApiToken
+from storage.models import AccountStatus, UserRole
 from zoneapi.clock import aware
 from zoneapi.crypto import digest, same
 from zoneapi.errors import Forbidden, TooManyRequests, Unauthenticated
@@ -154,78 +154,119 @@ async def authenticate(request: web.Request) -> Principal:
     raise Unauthenticated()
 
 
-def _principal(
-    user: User, account: Account, unit_allowlist: list[str] | None, kind: CredentialKind,
-    credential_id: int, address: IPAddress, scope: TokenScope | None,
-) -> Principal:
-    return Principal(
-        user_id=user.id, account_id=account.id, login=user.login, email=user.email,
-        role=user.role, business_unit_id=user.business_unit_id, account_status=account.status,
-        credential_kind=kind, credential_id=credential_id, source_ip=address, token=scope,
-        account_allowlist=parse_networks(account.ip_allowlist or ()),
-        unit_allowlist=parse_networks(unit_allowlist or ()),
-        totp_enabled=user.totp_confirmed_at is not None,
-        mobile=user.mobile if user.mobile_verified else None,
-        account_email=account.primary_email,
-    )
-
-
-def _usable(user: User, account: Account) -> bool:
-    return not user.disabled and account.status != AccountStatus.CLOSED
-
-
-# Built once (every request runs one of them): the credential by digest,
-# with its user, account and the user's business-unit allowlist.
+# The user, account and business-unit columns a Principal is made of.
+_CALLER = (
+    "u.id, u.account_id, u.login, u.email, u.role, u.business_unit_id,"
+    " u.totp_confirmed_at IS NOT NULL, u.mobile, u.mobile_verified, u.disabled,"
+    " a.status, a.ip_allowlist, a.primary_email, b.ip_allowlist"
+)
+_CALLER_JOINS = (
+    " JOIN users u ON u.id = c.user_id JOIN accounts a ON a.id = u.account_id"
+    " LEFT JOIN business_units b ON b.id = u.business_unit_id"
+)
+# Every request runs one of these: the credential by digest (a unique index),
+# with its user, account and the user's business-unit allowlist, as plain
+# driver SQL (storage.driver: no ORM objects).
 _TOKEN_LOOKUP = (
-    select(ApiToken, User, Account, BusinessUnit.ip_allowlist)
-    .join(User, User.id == ApiToken.user_id)
-    .join(Account, Account.id == User.account_id)
-    .outerjoin(BusinessUnit, BusinessUnit.id == User.business_unit_id)
-    .where(ApiToken.token_hash == bindparam("digest"))
+    "SELECT c.id, c.revoked_at, c.expires_at, c.max_unused_s, c.last_used_at, c.created_at,"
+    " c.allowed_subnets, c.policies, c.perm_manage, " + _CALLER + " FROM api_tokens c"
+    + _CALLER_JOINS + " WHERE c.token_hash = $1"
 )
 _SESSION_LOOKUP = (
-    select(ApiSession, User, Account, BusinessUnit.ip_allowlist)
-    .join(User, User.id == ApiSession.user_id)
-    .join(Account, Account.id == User.account_id)
-    .outerjoin(BusinessUnit, BusinessUnit.id == User.business_unit_id)
-    .where(ApiSession.sid_hash == bindparam("digest"))
+    "SELECT c.id, c.revoked_at, c.expires_at, c.last_seen_at, c.csrf_token, " + _CALLER
+    + " FROM api_sessions c" + _CALLER_JOINS + " WHERE c.sid_hash = $1"
 )
+_TOUCH_TOKEN = "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2"
+_TOUCH_SESSION = "UPDATE api_sessions SET last_seen_at = $1 WHERE id = $2"
+
+
+@dataclass(frozen=True, slots=True)
+class _Caller:
+    """The user and account columns of a credential lookup."""
+
+    user_id: int
+    account_id: int
+    login: str
+    email: str
+    role: UserRole
+    business_unit_id: int | None
+    totp_enabled: bool
+    mobile: str | None
+    account_status: AccountStatus
+    account_allowlist: list[str]
+    account_email: str
+    unit_allowlist: list[str]
+    usable: bool
+
+    @classmethod
+    def of(cls, ctx: Context, row: Sequence[Any]) -> _Caller:
+        (user_id, account_id, login, email, role, unit_id, totp, mobile, mobile_verified,
+         disabled, status, account_allowlist, account_email, unit_allowlist) = row
+        sql = ctx.db.sql
+        account_status = AccountStatus(status)
+        return cls(
+            user_id=user_id, account_id=account_id, login=login, email=email,
+            role=UserRole(role), business_unit_id=unit_id, totp_enabled=bool(totp),
+            mobile=mobile if mobile_verified else None, account_status=account_status,
+            account_allowlist=sql.json_out(account_allowlist) or [],
+            account_email=account_email,
+            unit_allowlist=(sql.json_out(unit_allowlist) if unit_allowlist is not None
+                            else None) or [],
+            usable=not disabled and account_status != AccountStatus.CLOSED,
+        )
+
+    def principal(self, kind: CredentialKind, credential_id: int, address: IPAddress,
+                  scope: TokenScope | None) -> Principal:
+        return Principal(
+            user_id=self.user_id, account_id=self.account_id, login=self.login,
+            email=self.email, role=self.role, business_unit_id=self.business_unit_id,
+            account_status=self.account_status, credential_kind=kind,
+            credential_id=credential_id, source_ip=address, token=scope,
+            account_allowlist=parse_networks(self.account_allowlist),
+            unit_allowlist=parse_networks(self.unit_allowlist),
+            totp_enabled=self.totp_enabled, mobile=self.mobile,
+            account_email=self.account_email,
+        )
+
+
+async def _touch(ctx: Context, sql: str, now: datetime, row_id: int) -> None:
+    async with ctx.db.transaction() as tx:
+        await tx.execute(sql, tx.time(now), row_id)
 
 
 async def _from_token(ctx: Context, secret: str, address: IPAddress) -> Principal:
     if len(secret) > 200:
         raise Unauthenticated("invalid_token", "unknown or revoked token")
     now = ctx.clock.now()
-    async with ctx.db.read() as session:
-        row = (await session.execute(_TOKEN_LOOKUP, {"digest": digest(secret)})).first()
+    row = await ctx.db.fetchrow(_TOKEN_LOOKUP, digest(secret))
     if row is None:
         raise Unauthenticated("invalid_token", "unknown or revoked token")
-    token, user, account, unit_allowlist = row
-    if token.revoked_at is not None or not _usable(user, account):
+    (token_id, revoked_at, expires_at, max_unused_s, last_used_at, created_at, subnets_json,
+     policies_json, perm_manage) = row[:9]
+    caller = _Caller.of(ctx, row[9:])
+    sql = ctx.db.sql
+    if revoked_at is not None or not caller.usable:
         raise Unauthenticated("invalid_token", "unknown or revoked token")
-    if token.expires_at is not None and aware(token.expires_at) <= now:
+    expires = sql.time_out(expires_at)
+    if expires is not None and aware(expires) <= now:
         raise Unauthenticated("token_expired", "the token has expired")
-    last = aware(token.last_used_at or token.created_at)
-    if token.max_unused_s is not None and last + timedelta(seconds=token.max_unused_s) <= now:
+    last = aware(sql.time_out(last_used_at) or sql.time_out(created_at))  # type: ignore[arg-type]
+    if max_unused_s is not None and last + timedelta(seconds=max_unused_s) <= now:
         raise Unauthenticated("token_expired", "the token expired after going unused")
-    subnets = parse_networks(token.allowed_subnets or ())
+    subnets = parse_networks(sql.json_out(subnets_json) or ())
     if subnets and not allowlisted(address, subnets):
         raise Forbidden("token_address_refused",
                         "this token may not be used from your address", address=str(address))
-    wait_s = ctx.token_limiter.take(f"token:{token.id}")
+    wait_s = ctx.token_limiter.take(f"token:{token_id}")
     if wait_s > 0:
         raise TooManyRequests(int(wait_s) + 1)
     if now - last >= TOUCH_EVERY:
-        async with ctx.db.write() as session:
-            await session.execute(
-                update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now)
-            )
+        await _touch(ctx, _TOUCH_TOKEN, now, token_id)
     scope = TokenScope(
-        token_id=token.id, policies=tuple(_policy(p) for p in token.policies or ()),
-        perm_manage=token.perm_manage, allowed_subnets=subnets,
+        token_id=token_id, policies=tuple(_policy(p) for p in sql.json_out(policies_json) or ()),
+        perm_manage=bool(perm_manage), allowed_subnets=subnets,
     )
-    return _principal(user, account, unit_allowlist, CredentialKind.TOKEN, token.id, address,
-                      scope)
+    return caller.principal(CredentialKind.TOKEN, token_id, address, scope)
 
 
 def _policy(raw: dict[str, Any]) -> TokenPolicy:
@@ -241,28 +282,25 @@ async def _from_session(ctx: Context, sid: str, address: IPAddress) -> tuple[Pri
     if len(sid) > 200:
         raise Unauthenticated("session_expired", "the session has ended; log in again")
     now = ctx.clock.now()
-    async with ctx.db.read() as session:
-        row = (await session.execute(_SESSION_LOOKUP, {"digest": digest(sid)})).first()
+    row = await ctx.db.fetchrow(_SESSION_LOOKUP, digest(sid))
     if row is None:
         raise Unauthenticated("session_expired", "the session has ended; log in again")
-    api_session, user, account, unit_allowlist = row
+    session_id, revoked_at, expires_at, last_seen_at, csrf_token = row[:5]
+    caller = _Caller.of(ctx, row[5:])
+    sql = ctx.db.sql
     idle = timedelta(seconds=ctx.config.session_idle_s)
-    last_seen = aware(api_session.last_seen_at)
+    last_seen = aware(sql.time_out(last_seen_at))  # type: ignore[arg-type]
     if (
-        api_session.revoked_at is not None
-        or aware(api_session.expires_at) <= now
+        revoked_at is not None
+        or aware(sql.time_out(expires_at)) <= now  # type: ignore[arg-type]
         or last_seen + idle <= now
-        or not _usable(user, account)
+        or not caller.usable
     ):
         raise Unauthenticated("session_expired", "the session has ended; log in again")
     if now - last_seen >= TOUCH_EVERY:
-        async with ctx.db.write() as session:
-            await session.execute(
-                update(ApiSession).where(ApiSession.id == api_session.id).values(last_seen_at=now)
-            )
-    principal = _principal(user, account, unit_allowlist, CredentialKind.SESSION,
-                           api_session.id, address, None)
-    return principal, api_session.csrf_token
+        await _touch(ctx, _TOUCH_SESSION, now, session_id)
+    principal = caller.principal(CredentialKind.SESSION, session_id, address, None)
+    return principal, str(csrf_token)
 
 
 def is_expired(expires_at: datetime | None, now: datetime) -> bool:

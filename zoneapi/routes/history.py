@@ -20,7 +20,7 @@ from zoneapi.jsonio import json_response
 from zoneapi.keys import CONTEXT
 from zoneapi.paging import ascii_digits, query_bool
 from zoneapi.policy import ZoneAccess
-from zoneapi.routes.zones import DRY_RUN, WRITE_RESULT, ZONE_PATH, _edit
+from zoneapi.routes.zones import DRY_RUN, WRITE_RESULT, ZONE_PATH, _edit_in_session
 from zoneapi.schema import open_object
 from zoneapi.services.zones import DiffItem, current, diff_json, rebuild, replace_all
 
@@ -137,7 +137,7 @@ async def restore_version(request: web.Request) -> web.Response:
         wanted = rebuild(content, origin)
         return replace_all(sets, wanted)
 
-    return await _edit(request, plan)
+    return await _edit_in_session(request, plan)
 
 
 def setup(app: web.Application) -> None:

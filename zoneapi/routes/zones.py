@@ -8,7 +8,6 @@ from collections.abc import Sequence
 import dns.name
 from aiohttp import web
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import zones as store
 from storage.dnsdata import (
@@ -21,6 +20,7 @@ from storage.dnsdata import (
     zone_from_text,
     zone_to_text,
 )
+from storage.driver import Tx
 from storage.models import Right, RRset, UserRight, UserRole, Zone, ZoneStatus
 from storage.zones import RRsetChange, soa_from_zone
 from zoneapi.access import zone_access, zone_name
@@ -37,8 +37,11 @@ from zoneapi.services import notices
 from zoneapi.services.hosting import host_zone
 from zoneapi.services.zones import (
     Outcome,
+    PlanFn,
+    TxPlanFn,
     current,
     diff_json,
+    edit_transaction,
     parse_items,
     parse_key,
     replace_all,
@@ -93,13 +96,23 @@ def _write_answer(ctx: Context, principal: Principal, access: ZoneAccess, outcom
     return json_response(body, status=status, headers=headers)
 
 
-async def _edit(request: web.Request, plan: object, status: int = 200) -> web.Response:
+async def _edit(request: web.Request, plan: TxPlanFn, status: int = 200) -> web.Response:
+    ctx = request.app[CONTEXT]
+    principal = principal_of(request)
+    access, outcome = await edit_transaction(
+        ctx, principal, request.match_info["zone"], plan,
+        dry_run=query_bool(request, "dry_run"), if_match=request.headers.get("If-Match"))
+    return _write_answer(ctx, principal, access, outcome, status)
+
+
+async def _edit_in_session(request: web.Request, plan: PlanFn) -> web.Response:
+    """_edit() for a plan that reads through the ORM (the zone history)."""
     ctx = request.app[CONTEXT]
     principal = principal_of(request)
     access, outcome = await write_transaction(
-        ctx, principal, request.match_info["zone"], plan,  # type: ignore[arg-type]
+        ctx, principal, request.match_info["zone"], plan,
         dry_run=query_bool(request, "dry_run"), if_match=request.headers.get("If-Match"))
-    return _write_answer(ctx, principal, access, outcome, status)
+    return _write_answer(ctx, principal, access, outcome)
 
 
 def _zone_json(zone: Zone, rights: frozenset[Right] | None = None) -> dict[str, object]:
@@ -245,12 +258,12 @@ def _one(request: web.Request, origin: dns.name.Name, body: JsonObject | None) -
 async def create_rrset(request: web.Request) -> web.Response:
     body = as_object(body_of(request))
 
-    async def plan(session: AsyncSession, access: ZoneAccess,
+    async def plan(tx: Tx, access: ZoneAccess,
                    origin: dns.name.Name) -> Sequence[RRsetChange]:
         change = parse_items(origin, [body])[0]
         if change.rrset is None:
             raise Unprocessable("invalid_rrsets", "an RRset needs records")
-        sets = await current(session, access.zone_id)
+        sets = await current(tx, access.zone_id)
         if (change.name.to_text(), int(change.rdtype)) in sets:
             raise Conflict("rrset_exists", "this RRset exists; use PUT to replace it")
         return [change]
@@ -263,7 +276,7 @@ async def create_rrset(request: web.Request) -> web.Response:
 async def put_rrset(request: web.Request) -> web.Response:
     body = as_object(body_of(request))
 
-    async def plan(session: AsyncSession, access: ZoneAccess,
+    async def plan(tx: Tx, access: ZoneAccess,
                    origin: dns.name.Name) -> Sequence[RRsetChange]:
         return [_one(request, origin, body)]
 
@@ -273,11 +286,10 @@ async def put_rrset(request: web.Request) -> web.Response:
 @routes.delete(RRSET_PATH, summary="Delete one RRset", query=(DRY_RUN,),
                responses={200: WRITE_RESULT})
 async def delete_rrset(request: web.Request) -> web.Response:
-    async def plan(session: AsyncSession, access: ZoneAccess,
+    async def plan(tx: Tx, access: ZoneAccess,
                    origin: dns.name.Name) -> Sequence[RRsetChange]:
         change = _one(request, origin, {"records": None})
-        if (change.name.to_text(), int(change.rdtype)) not in await current(session,
-                                                                             access.zone_id):
+        if (change.name.to_text(), int(change.rdtype)) not in await current(tx, access.zone_id):
             raise NotFound("no such RRset", code="rrset_not_found")
         return [change]
 
@@ -310,10 +322,10 @@ def _with_record(existing: Sequence[str], content: str, origin: dns.name.Name,
 async def add_record(request: web.Request) -> web.Response:
     body = as_object(body_of(request))
 
-    async def plan(session: AsyncSession, access: ZoneAccess,
+    async def plan(tx: Tx, access: ZoneAccess,
                    origin: dns.name.Name) -> Sequence[RRsetChange]:
         key = _one(request, origin, {"records": None})
-        existing = (await current(session, access.zone_id)).get(
+        existing = (await current(tx, access.zone_id)).get(
             (key.name.to_text(), int(key.rdtype)))
         ttl = body.get("ttl")
         ttl_s = ttl if isinstance(ttl, int) else (existing.ttl if existing else 3600)
@@ -332,10 +344,10 @@ async def remove_record(request: web.Request) -> web.Response:
     if content is None:
         raise Unprocessable("invalid_query", "give the record as ?content=")
 
-    async def plan(session: AsyncSession, access: ZoneAccess,
+    async def plan(tx: Tx, access: ZoneAccess,
                    origin: dns.name.Name) -> Sequence[RRsetChange]:
         key = _one(request, origin, {"records": None})
-        existing = (await current(session, access.zone_id)).get(
+        existing = (await current(tx, access.zone_id)).get(
             (key.name.to_text(), int(key.rdtype)))
         if existing is None:
             raise NotFound("no such RRset", code="rrset_not_found")
@@ -351,7 +363,7 @@ async def remove_record(request: web.Request) -> web.Response:
 async def patch_rrsets(request: web.Request) -> web.Response:
     items = [i for i in body_of(request) if isinstance(i, dict)]  # type: ignore[union-attr]
 
-    async def plan(session: AsyncSession, access: ZoneAccess,
+    async def plan(tx: Tx, access: ZoneAccess,
                    origin: dns.name.Name) -> Sequence[RRsetChange]:
         return parse_items(origin, items)
 
@@ -363,9 +375,9 @@ async def patch_rrsets(request: web.Request) -> web.Response:
 async def replace_rrsets(request: web.Request) -> web.Response:
     items = [i for i in body_of(request) if isinstance(i, dict)]  # type: ignore[union-attr]
 
-    async def plan(session: AsyncSession, access: ZoneAccess,
+    async def plan(tx: Tx, access: ZoneAccess,
                    origin: dns.name.Name) -> Sequence[RRsetChange]:
-        return replace_all(await current(session, access.zone_id), parse_items(origin, items))
+        return replace_all(await current(tx, access.zone_id), parse_items(origin, items))
 
     return await _edit(request, plan)
 
@@ -397,7 +409,7 @@ async def import_zone(request: web.Request) -> web.Response:
     except UnicodeDecodeError:
         raise Unprocessable("invalid_zone_file", "the master file is not UTF-8") from None
 
-    async def plan(session: AsyncSession, access: ZoneAccess,
+    async def plan(tx: Tx, access: ZoneAccess,
                    origin: dns.name.Name) -> Sequence[RRsetChange]:
         try:
             content = zone_from_text(text, origin, API_RULES)
@@ -408,7 +420,7 @@ async def import_zone(request: web.Request) -> web.Response:
         except DnsDataError as exc:
             raise Unprocessable("invalid_zone_file", str(exc)) from None
         wanted = [RRsetChange(r.name, r.rdtype, r) for r in content.rrsets]
-        return replace_all(await current(session, access.zone_id), wanted)
+        return replace_all(await current(tx, access.zone_id), wanted)
 
     return await _edit(request, plan)
 

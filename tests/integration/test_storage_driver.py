@@ -1,0 +1,126 @@
+"""Edits through plain driver transactions (storage.driver, `Database.transaction`)
+write exactly what the ORM writes and reads, roll back whole, and on SQLite
+wait for another process's write lock without stopping the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
+
+from storage import feed
+from storage import zones as store
+from storage.db import Database
+from storage.models import AuditEntry, Zone, ZoneChange
+from storage.zones import OPERATOR, Actor
+from tests.integration.zonedata import SOA, origin, put, rrset
+
+ACTOR = Actor("user:7", account_id=None, user_id=7, source_ip="192.0.2.9", credential="token:3")
+SQLITE_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$")
+
+
+async def _create(db: Database, name: str) -> store.WriteResult:
+    async with db.write() as session:
+        return await store.create_zone(
+            session, origin(name), SOA, OPERATOR,
+            rrsets=[rrset(name, "@", "NS", "ns1.example.net."),
+                    rrset(name, "www", "A", "192.0.2.1")])
+
+
+async def test_a_driver_edit_writes_what_the_orm_reads_back(db: Database) -> None:
+    created = await _create(db, "drv.example")
+    async with db.transaction() as tx:
+        result = await store.apply_changes(
+            tx, "drv.example.", [put("drv.example", "www", "A", "192.0.2.2", "192.0.2.3")], ACTOR)
+    assert result.serial > created.serial and result.change_id > created.change_id
+    async with db.read() as session:
+        zone = (await session.execute(select(Zone).where(Zone.name == "drv.example."))).scalar_one()
+        change = await session.get(ZoneChange, result.change_id)
+        audit = (await session.execute(
+            select(AuditEntry).where(AuditEntry.change_id == result.change_id))).scalar_one()
+        sets = await store.current_rrsets(session, zone.id)
+        events = await feed.changes_after(session, created.change_id)
+        if db.is_sqlite:  # datetimes stored in the ORM's text format, not isoformat()
+            stamps = (await session.execute(text(
+                "SELECT created_at FROM zone_changes ORDER BY id"))).scalars().all()
+            assert all(SQLITE_TIME.match(s) for s in stamps), stamps
+            assert SQLITE_TIME.match((await session.execute(text(
+                "SELECT updated_at FROM zones"))).scalar_one())
+    assert zone.serial == result.serial and zone.updated_at is not None
+    assert change is not None and change.serial == result.serial
+    assert change.previous_serial == created.serial and change.kind == "update"
+    assert change.created_at.year >= 2024 and change.full_reload is False
+    assert change.diff == {"removed": [["www.drv.example.", 1, 300, "192.0.2.1"]],
+                           "added": [["www.drv.example.", 1, 300, "192.0.2.2"],
+                                     ["www.drv.example.", 1, 300, "192.0.2.3"]]}
+    assert (audit.actor, audit.user_id, audit.source_ip, audit.credential) == (
+        "user:7", 7, "192.0.2.9", "token:3")
+    assert audit.action == "zone.update" and audit.object_name == "drv.example."
+    assert audit.before == change.diff["removed"] and audit.after == change.diff["added"]
+    assert audit.at.year >= 2024
+    assert sets[("www.drv.example.", 1)].rdata_texts() == ("192.0.2.2", "192.0.2.3")
+    assert [(e.id, e.serial) for e in events] == [(result.change_id, result.serial)]
+
+
+async def test_a_failed_driver_transaction_leaves_nothing(db: Database) -> None:
+    created = await _create(db, "undo.example")
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as tx:
+            await store.apply_changes(
+                tx, "undo.example.", [put("undo.example", "www", "A", "192.0.2.7")], ACTOR)
+            raise RuntimeError("after the write, before the commit")
+    async with db.transaction() as tx:  # the connection is usable again
+        zone = await store.lock_zone(tx, "undo.example.")
+    assert zone is not None and zone.serial == created.serial
+    async with db.read() as session:
+        assert await feed.last_change_id(session) == created.change_id
+        sets = await store.current_rrsets(session, zone.id)
+    assert sets[("www.undo.example.", 1)].rdata_texts() == ("192.0.2.1",)
+
+
+async def test_concurrent_driver_edits_get_distinct_serials_in_feed_order(db: Database) -> None:
+    await _create(db, "many.example")
+
+    async def edit(i: int) -> store.WriteResult:
+        async with db.transaction() as tx:
+            return await store.apply_changes(
+                tx, "many.example.", [put("many.example", f"h{i}", "A", f"192.0.2.{i + 1}")],
+                ACTOR)
+
+    results = await asyncio.gather(*(edit(i) for i in range(12)))
+    async with db.read() as session:
+        events = await feed.changes_after(session, 0)
+    assert len({r.serial for r in results}) == 12
+    updates = [e for e in events if e.kind == "update"]
+    assert [e.serial for e in updates] == sorted(e.serial for e in updates)
+    assert [e.id for e in updates] == sorted(r.change_id for r in results)
+
+
+async def test_sqlite_edit_waits_for_another_writer_without_stopping_the_loop(
+    db: Database,
+) -> None:
+    if not db.is_sqlite:
+        pytest.skip("SQLite's database-wide write lock")
+    await _create(db, "wait.example")
+    other = sqlite3.connect(str(make_url(db.url).database), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process's writer holds the lock
+    ticks = 0
+
+    async def edit() -> store.WriteResult:
+        async with db.transaction() as tx:
+            return await store.apply_changes(
+                tx, "wait.example.", [put("wait.example", "www", "A", "192.0.2.8")], ACTOR)
+
+    task = asyncio.create_task(edit())
+    while ticks < 20:  # the loop keeps turning while the edit waits for the lock
+        await asyncio.sleep(0.005)
+        ticks += 1
+    assert not task.done()
+    other.execute("COMMIT")
+    other.close()
+    result = await task
+    assert result.change_id > 0
