@@ -64,6 +64,7 @@ class ForwarderConfig:
     overload_tarpit_max_delay_s: float = 1.0  # ... by up to this, reached at overload_high
     overload_check_s: float = 1.0  # how often the shared queue is counted
     min_free_bytes: int = 100 * 1024 * 1024  # less free for the queue: 452 4.3.1 (0: no check)
+    overload_write_wait_s: float = 10.0  # a queue write waiting this long: 451 4.3.2 (0: never)
     # our own signatures (signing.py): DKIM-Signature and/or ARC set, d=signing_domain
     sign_dkim: bool = False
     sign_arc: bool = False  # needs auth_results: the seal carries them

@@ -11,7 +11,10 @@ the reply to MAIL is held back, longer as the depth nears `high` (up to
 in_flow_delay. From `high` on, MAIL gets 451 4.3.2 until the depth is down
 to `low` (hysteresis: no flapping at the mark). Less than `min_free_bytes`
 free where the queue is written (SQLite file, spool folder) gets
-452 4.3.1 until there is room again.
+452 4.3.1 until there is room again. And while a message accepted by DATA
+has waited `max_write_wait_s` for its commit (a store that is locked,
+failing over or saturated), MAIL gets 451 4.3.2 too, rather than more
+senders piling up behind it and timing out before their 250.
 """
 
 from __future__ import annotations
@@ -32,11 +35,13 @@ class Pressure(enum.Enum):
     NONE = "none"
     OVERLOAD = "overload"  # queue over the high-water mark
     LOW_DISK = "low_disk"  # not enough free space for the queue
+    SLOW_WRITES = "slow_writes"  # the queue write (the store) is not keeping up
 
 
 REPLIES = {
     Pressure.OVERLOAD: "451 4.3.2 System busy, not accepting mail right now, try again later",
     Pressure.LOW_DISK: "452 4.3.1 Insufficient system storage, try again later",
+    Pressure.SLOW_WRITES: "451 4.3.2 System busy, not accepting mail right now, try again later",
 }
 
 
@@ -47,6 +52,7 @@ class OverloadSettings:
     tarpit_from: int = 50_000  # 0: never slowed
     tarpit_max_delay_s: float = 1.0
     min_free_bytes: int = 100 * 1024 * 1024  # 0: free space not checked
+    max_write_wait_s: float = 10.0  # 0: the queue write's progress not checked
     check_s: float = 1.0
     paths: tuple[str, ...] = ()  # folders holding the queue (free space checked)
 
@@ -74,10 +80,12 @@ class OverloadGuard:
     """Decides at MAIL time; a background task keeps its figures fresh."""
 
     def __init__(self, settings: OverloadSettings, count: Callable[[], Awaitable[int]],
-                 free: Callable[[str], int] = free_bytes) -> None:
+                 free: Callable[[str], int] = free_bytes,
+                 write_wait: Callable[[], float] | None = None) -> None:
         self.settings = settings
         self._count = count
         self._free = free
+        self._write_wait = write_wait if settings.max_write_wait_s > 0 else None
         self.counted = 0  # depth at the last count
         self.since = 0  # deliveries this process queued since then
         self.overloaded = False
@@ -87,7 +95,8 @@ class OverloadGuard:
     @property
     def enabled(self) -> bool:
         s = self.settings
-        return s.high > 0 or s.tarpit_from > 0 or (s.min_free_bytes > 0 and bool(s.paths))
+        return (s.high > 0 or s.tarpit_from > 0 or (s.min_free_bytes > 0 and bool(s.paths))
+                or self._write_wait is not None)
 
     @property
     def depth(self) -> int:
@@ -106,6 +115,8 @@ class OverloadGuard:
         if self.overloaded:
             return Verdict(Pressure.OVERLOAD)
         s = self.settings
+        if self._write_wait is not None and self._write_wait() >= s.max_write_wait_s:
+            return Verdict(Pressure.SLOW_WRITES)
         depth = self.depth
         if s.tarpit_from <= 0 or depth < s.tarpit_from or s.tarpit_max_delay_s <= 0:
             return ACCEPT

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -207,13 +208,21 @@ class QueueWriter:
         self._threshold = spool_threshold
         self._max_batch = max_batch
         self._gate = gate or asyncio.Lock()
-        self._pending: list[tuple[NewMessage, asyncio.Future[int]]] = []
+        self._pending: list[tuple[NewMessage, asyncio.Future[int], float]] = []
+        self._writing_since: float | None = None  # enqueue time of the batch being written
         self._flusher: asyncio.Task[None] | None = None
+
+    def oldest_wait_s(self) -> float:
+        """How long the oldest message not committed yet has been waiting (0: none)."""
+        since = self._writing_since
+        if self._pending and (since is None or self._pending[0][2] < since):
+            since = self._pending[0][2]
+        return 0.0 if since is None else time.monotonic() - since
 
     async def enqueue(self, message: NewMessage) -> int:
         """The message id, once committed; QueueError if the store failed."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._pending.append((message, future))
+        self._pending.append((message, future, time.monotonic()))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         return await asyncio.shield(future)
@@ -223,7 +232,8 @@ class QueueWriter:
             async with self._gate:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
-                messages = [m for m, _ in batch]
+                self._writing_since = batch[0][2]
+                messages = [m for m, _, _ in batch]
                 until = None
                 if self._handoff is not None:
                     until = self._handoff.reserve(sum(len(m.deliveries) for m in messages))
@@ -234,11 +244,13 @@ class QueueWriter:
                                                       self._threshold, lease)
                 except Exception as exc:  # noqa: BLE001  (store down: every waiter gets a 4xx)
                     log.error("queue write failed: %s", exc)
-                    for _, future in batch:
+                    for _, future, _ in batch:
                         if not future.done():
                             future.set_exception(QueueError(str(exc)))
                     continue
-            for (_, future), s in zip(batch, stored, strict=True):
+                finally:
+                    self._writing_since = None
+            for (_, future, _), s in zip(batch, stored, strict=True):
                 if not future.done():
                     future.set_result(s.message_id)
             if self._handoff is not None:

@@ -89,20 +89,20 @@ def queue_folders(config: ForwarderConfig, db: Database) -> tuple[str, ...]:
     return tuple(dict.fromkeys(folders))
 
 
-def overload_guard(config: ForwarderConfig, db: Database) -> OverloadGuard:
+def overload_guard(config: ForwarderConfig, db: Database, writer: QueueWriter) -> OverloadGuard:
     settings = OverloadSettings(
         high=config.overload_high, low=min(config.overload_low, config.overload_high),
         tarpit_from=config.overload_tarpit_from,
         tarpit_max_delay_s=config.overload_tarpit_max_delay_s,
         min_free_bytes=config.min_free_bytes, check_s=config.overload_check_s,
-        paths=queue_folders(config, db),
+        paths=queue_folders(config, db), max_write_wait_s=config.overload_write_wait_s,
     )
 
     async def count() -> int:
         async with db.read() as session:
             return await waiting(session)
 
-    return OverloadGuard(settings, count)
+    return OverloadGuard(settings, count, write_wait=writer.oldest_wait_s)
 
 
 def signer(config: ForwarderConfig) -> Signer | None:
@@ -164,7 +164,7 @@ async def start_forwarder(config: ForwarderConfig, db: Database) -> ForwarderHan
         auth = (DnsAuthChecker(config.hostname, config.resolver, min(config.dns_timeout_s, 3.0))
                 if config.auth_results else None)
         cache = AliasCache(db, config.alias_cache_check_s, config.alias_cache_max_age_s)
-        overload = overload_guard(config, db)
+        overload = overload_guard(config, db, writer)
         handler = ForwarderHandler(settings, StorePolicy(cache, srs), writer, srs, limits, auth,
                                    overload if overload.enabled else None, signatures)
         if overload.enabled:

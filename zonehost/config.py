@@ -263,6 +263,7 @@ def forwarder_config(settings: Settings) -> ForwarderConfig:
                                                    d.overload_tarpit_max_delay_s),
         overload_check_s=settings.float(p + "overload_check", d.overload_check_s),
         min_free_bytes=settings.int(p + "min_free_bytes", d.min_free_bytes),
+        overload_write_wait_s=settings.float(p + "overload_write_wait", d.overload_write_wait_s),
         sign_dkim=settings.bool(p + "sign_dkim", d.sign_dkim),
         sign_arc=settings.bool(p + "sign_arc", d.sign_arc),
         signing_domain=settings.optional_str(p + "signing_domain"),

@@ -5,14 +5,18 @@ new mail is accepted again only once the queue is down to the low mark."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import smtplib
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import MappingProxyType
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 
 from mx_forwarder.queue import retry_now
 from mx_forwarder.service import ForwarderHandle, start_forwarder
@@ -183,3 +187,47 @@ async def _retry(db: Database, handle: ForwarderHandle, ids: list[int]) -> None:
             await retry_now(session, message_id)
     assert handle.delivery is not None
     handle.delivery.wake()
+
+
+@contextlib.asynccontextmanager
+async def store_locked(db: Database) -> AsyncIterator[None]:
+    """Another client holds the queue tables' write lock (a long import, a failover)."""
+    if db.is_sqlite:
+        path = make_url(db.url).database
+        assert path
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            yield
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        return
+    async with db.engine.connect() as conn:
+        await conn.execute(text("LOCK TABLE mail_messages IN EXCLUSIVE MODE"))
+        yield
+        await conn.rollback()
+
+
+async def test_stuck_queue_write_refuses_new_mail(db: Database, down_port: int) -> None:
+    handle = await start(db, down_port, overload_high=0, overload_write_wait_s=0.3)
+    try:
+        assert handle.port is not None
+        port = handle.port
+        before = rejected("slow_writes")
+        async with store_locked(db):
+            first = asyncio.create_task(send(port, "a@sender.test", [ALIAS], message(0)))
+            await wait_until(lambda: _write_waits(handle, 0.3))
+            refused = await refused_at_mail(port, 1)
+            assert refused.smtp_code == 451 and refused.smtp_error.startswith(b"4.3.2")
+            assert not first.done()  # its 250 waits for the commit
+        assert await first == {}  # accepted once the store moves again
+        assert rejected("slow_writes") == before + 1
+        assert await send(port, "a@sender.test", [ALIAS], message(2)) == {}
+        assert await queue_counts(db) == (2, 2)
+    finally:
+        await handle.close()
+
+
+async def _write_waits(handle: ForwarderHandle, seconds: float) -> bool:
+    return handle.writer.oldest_wait_s() >= seconds

@@ -58,3 +58,15 @@ def test_everything_off() -> None:
     guard = OverloadGuard(OverloadSettings(high=0, tarpit_from=0, min_free_bytes=0,
                                            paths=("/q",)), Queue().count)
     assert not guard.enabled
+
+
+async def test_slow_queue_writes() -> None:
+    wait = [0.0]
+    guard = OverloadGuard(OverloadSettings(high=0, tarpit_from=0, min_free_bytes=0,
+                                           max_write_wait_s=2.0), Queue().count,
+                          write_wait=lambda: wait[0])
+    assert guard.enabled and guard.check().reply is None
+    wait[0] = 2.5
+    assert guard.check().pressure is Pressure.SLOW_WRITES
+    wait[0] = 0.0
+    assert guard.check().reply is None
