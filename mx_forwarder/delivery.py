@@ -20,7 +20,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import aiosmtplib
@@ -33,6 +33,7 @@ from mx_forwarder import metrics, notices
 from mx_forwarder.config import ForwarderConfig
 from mx_forwarder.queue import (
     Claimed,
+    NewMessage,
     Outcome,
     claim_due,
     insert_messages,
@@ -40,6 +41,7 @@ from mx_forwarder.queue import (
     release,
     stats,
 )
+from mx_forwarder.signing import Signer
 from mx_forwarder.spool import Spool
 from storage import aliases
 from storage.db import Database
@@ -329,8 +331,9 @@ class DeliveryService:
     LEASE_MARGIN_S = 30.0  # a handed-over delivery this close to its lease's end is left to a poll
 
     def __init__(self, config: ForwarderConfig, db: Database, sender: Sender,
-                 gate: asyncio.Lock | None = None) -> None:
+                 gate: asyncio.Lock | None = None, signer: Signer | None = None) -> None:
         self.config = config
+        self.signer = signer
         self.db = db
         self.sender = sender
         self.gate = gate or asyncio.Lock()
@@ -490,10 +493,18 @@ class DeliveryService:
         note = None
         if notices.wants_dsn(item):
             metrics.DSN_SENT.inc()
-            note = notices.build_dsn(item, hostname=self.config.hostname,
-                                     status=status if status[0] in "45" else "5.0.0",
-                                     diagnostic=detail, remote_mta=attempt.remote)
+            note = self._signed(notices.build_dsn(
+                item, hostname=self.config.hostname,
+                status=status if status[0] in "45" else "5.0.0",
+                diagnostic=detail, remote_mta=attempt.remote))
         return Outcome(item.delivery_id, item.message_id, DeliveryState.BOUNCED, detail, None, note)
+
+    def _signed(self, note: NewMessage) -> NewMessage:
+        """Our own notices carry our DKIM signature when sign_dkim is on (no ARC:
+        nothing was received, nothing to vouch for)."""
+        if self.signer is None or not self.signer.settings.dkim:
+            return note
+        return replace(note, data=self.signer.sign(b"", note.data) + note.data)
 
     async def _housekeeping_loop(self) -> None:
         pruned_at = float("-inf")
@@ -521,8 +532,8 @@ class DeliveryService:
         async with self.gate, self.db.write() as session:
             requests = await aliases.claim_confirmations(session)
             await insert_messages(session, [
-                notices.build_confirmation(r, hostname=self.config.hostname,
-                                           confirm_url=self.config.confirm_url)
+                self._signed(notices.build_confirmation(r, hostname=self.config.hostname,
+                                                        confirm_url=self.config.confirm_url))
                 for r in requests
             ], None, 0)
         if requests:

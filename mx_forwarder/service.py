@@ -132,7 +132,7 @@ async def start_forwarder(config: ForwarderConfig, db: Database) -> ForwarderHan
     if not config.srs_keys:
         raise ForwarderError("set mx_forwarder_srs_keys: SRS needs a secret key")
     srs = Srs(config.srs_domain.lower().rstrip("."), config.srs_keys, config.srs_max_age_days)
-    signatures = signer(config) if config.run_smtp else None
+    signatures = signer(config)
     queue_db = _durable_sqlite(db) if db.is_sqlite and config.sync_commit else None
     qdb = queue_db or db
     spool = Spool(config.spool_dir) if config.spool_dir else None
@@ -144,7 +144,7 @@ async def start_forwarder(config: ForwarderConfig, db: Database) -> ForwarderHan
         mx = MxResolver(config.resolver, config.transport, config.delivery_port,
                         config.dns_timeout_s)
         delivery = DeliveryService(config, db, Sender(config, mx),
-                                   gate if queue_db is not None else None)
+                                   gate if queue_db is not None else None, signatures)
         delivery.start()
     writer = QueueWriter(qdb, spool, config.spool_threshold_bytes,
                          handoff=delivery, gate=gate)

@@ -180,6 +180,35 @@ async def test_second_hop_extends_a_passing_chain(db: Database, nameserver: Name
     assert await asyncio.to_thread(dkim.verify, data, dnsfunc=lookup)
 
 
+async def test_our_own_notices_are_dkim_signed(db: Database, nameserver: Nameserver,
+                                               keys: dict[str, bytes], tmp_path: Path) -> None:
+    key_file = tmp_path / "dkim.pem"
+    key_file.write_bytes(keys["ours"])
+    await add_alias(db, "new@hosted.test", "pending@dest.test", verified=False)
+    sink = await Sink().start()
+    sink.script["me@dest.test"] = [550]  # the forwarded message bounces: a DSN to alice
+    transport = MappingProxyType({"dest.test": ("127.0.0.1", sink.port),
+                                  "sender.test": ("127.0.0.1", sink.port)})
+    handle = await forwarder(db, nameserver, sink, key_file, transport=transport)
+    try:
+        assert handle.port is not None
+        await send(handle.port, "alice@sender.test", ["contact@hosted.test"], MESSAGE)
+        got = await sink.wait_for(2)
+    finally:
+        await handle.close()
+        await sink.close()
+    lookup = Dns(nameserver.port).txt
+    kinds = {}
+    for notice in got:
+        assert notice.mail_from == "" and notice.data.startswith(b"DKIM-Signature:")
+        assert b"ARC-Seal" not in notice.data.split(b"\r\n\r\n")[0]  # only DKIM
+        assert tag(b"DKIM-Signature", "d", notice.data) == "fwd.test"
+        assert await asyncio.to_thread(dkim.verify, notice.data, dnsfunc=lookup)
+        kinds[notice.rcpt_tos[0]] = notice.data
+    assert b"Confirm forwarding of new@hosted.test" in kinds["pending@dest.test"]
+    assert b"Undelivered Mail Returned to Sender" in kinds["alice@sender.test"]
+
+
 async def test_misconfigured_signing_refuses_to_start(db: Database, tmp_path: Path) -> None:
     with pytest.raises(ForwarderError, match="signing_key_file"):
         await start_forwarder(config(sign_dkim=True), db)
