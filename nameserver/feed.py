@@ -5,14 +5,15 @@ after the last one it applied: on PostgreSQL a NOTIFY wakes it at once,
 everywhere it also polls (SQLite, read replicas, a lost LISTEN). An edit of
 a few RRsets is applied to the zone's index in place of those RRsets; a
 zone created, replaced, suspended or deleted is reloaded whole, its index
-built in a worker thread so that queries for other zones keep being
-answered meanwhile. After each batch it reports how far it got, which is
+built from the rows as they stream in, a slice at a time on the event loop,
+so that queries for other zones keep being answered meanwhile. After each batch it reports how far it got, which is
 what the API's propagation status reads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import logging
 import os
@@ -27,16 +28,26 @@ import dns.rcode
 import dns.rdatatype
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nameserver.index import ZoneTable, build_zone, build_zone_async
+from nameserver.index import Zone, ZoneBuilder, ZoneTable
 from nameserver.metrics import NameserverMetrics
 from storage import feed, nsstatus
 from storage.db import Database
 from storage.feed import ChangeEvent
-from storage.snapshot import load_rrsets, load_zones
+from storage.snapshot import (
+    FeedProbe,
+    changes_after,
+    load_rrsets,
+    load_zone_heads,
+    stream_rrsets,
+)
 
 log = logging.getLogger(__name__)
 
 ZoneChanged = Callable[[str, int], None]  # (origin, new serial), e.g. send NOTIFY
+LISTEN_POLL_S = 0.5  # poll interval while a PostgreSQL LISTEN wakes the follower
+STATS_CHUNK = 100  # per-zone counters written per statement
+RELOAD_SLICE_S = 0.002  # indexing time between two turns of the loop during a reload
+RELOAD_BATCH_ROWS = 200  # rows per read from the store during a reload (each read yields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,20 +64,57 @@ async def load_everything(db: Database, metrics: NameserverMetrics | None = None
 
     The position is read first: a change committed during the load is
     applied again afterwards, which is harmless (applying reads the store).
+    Rows are indexed as they stream in (see `ZoneBuilder`).
     """
     started = time.perf_counter()
     with _collector_paused():
         async with db.read() as session:
             position = await feed.last_change_id(session)
-            snapshots = await load_zones(session)
-        table = ZoneTable(await asyncio.to_thread(lambda: [build_zone(s) for s in snapshots]))
+            zones = await _load_zones(session, None, slice_s=None)
+        table = ZoneTable(zones)
+    _trim_heap()
     elapsed = time.perf_counter() - started
     if metrics is not None:
         metrics.observe_reload(elapsed)
         metrics.zones_loaded = len(table.index.zones)
         metrics.records_loaded = table.index.record_count
-    log.info("loaded %d zones in %.3f s (feed position %d)", len(snapshots), elapsed, position)
+    log.info("loaded %d zones in %.3f s (feed position %d)", len(zones), elapsed, position)
     return table, position
+
+
+async def _load_zones(
+    session: AsyncSession, names: Sequence[str] | None, slice_s: float | None
+) -> list[Zone]:
+    """Index the named zones (all with None) straight from the store's rows.
+    With `slice_s`, give the event loop a turn whenever that much time went
+    into indexing, so that queries for other zones keep being answered."""
+    heads = await load_zone_heads(session, names)
+    builders: dict[int, ZoneBuilder] = {}
+    for head in heads:
+        builder = builders[head.zone_id] = ZoneBuilder(
+            head.zone_id, head.origin, head.serial, head.active
+        )
+        builder.add(head.soa)
+    if builders:
+        deadline = time.perf_counter() + (slice_s or 0.0)
+        async for batch in stream_rrsets(session, names, RELOAD_BATCH_ROWS if slice_s else 2000):
+            for zone_id, rrset in batch:
+                found = builders.get(zone_id)
+                if found is not None:
+                    found.add(rrset)
+            del batch
+            if slice_s is not None and time.perf_counter() >= deadline:
+                await asyncio.sleep(0)
+                deadline = time.perf_counter() + slice_s
+    return [b.finish() for b in builders.values()]
+
+
+def _trim_heap() -> None:
+    """Hand the heap freed by loading (driver buffers, rows) back to the system."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 class FeedFollower:
@@ -93,6 +141,7 @@ class FeedFollower:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: feed.FeedListener | None = None
+        self._probe = FeedProbe(db.url)
 
     def start(self) -> None:
         if self.options.listen and self.db.is_postgres:
@@ -113,6 +162,7 @@ class FeedFollower:
                 pass
         if self._listener is not None:
             await self._listener.stop()
+        self._probe.close()
         try:
             async with self.status_db.write() as session:
                 await self._flush_stats(session)
@@ -125,16 +175,23 @@ class FeedFollower:
         applied = 0
         while True:
             async with self.db.read() as session:
-                events = await feed.changes_after(session, self.position)
+                events = await changes_after(session, self.position)
             if not events:
                 return applied
             await self._apply(events)
             applied += len(events)
 
     async def _follow(self) -> None:
+        # With LISTEN, a NOTIFY wakes the follower at once; polling stays as the
+        # fallback (a lost connection is noticed and re-established within
+        # seconds), so it need not be frequent.
+        interval_s = self.options.poll_interval_s
+        if self._listener is not None:
+            interval_s = max(interval_s, LISTEN_POLL_S)
         while True:
             try:
-                if await self.catch_up():
+                newest = self._probe.newest_id()
+                if (newest is None or newest > self.position) and await self.catch_up():
                     await self._report_position()
             except asyncio.CancelledError:
                 raise
@@ -142,7 +199,7 @@ class FeedFollower:
                 log.exception("feed: cannot apply changes after id %d", self.position)
                 await asyncio.sleep(1.0)
             try:
-                await asyncio.wait_for(self._wake.wait(), self.options.poll_interval_s)
+                await asyncio.wait_for(self._wake.wait(), interval_s)
             except TimeoutError:
                 pass
             self._wake.clear()
@@ -171,13 +228,12 @@ class FeedFollower:
     async def _reload(self, zone_name: str) -> None:
         with _collector_paused():
             async with self.db.read() as session:
-                snapshots = await load_zones(session, [zone_name])
-        if not snapshots:
+                zones = await _load_zones(session, [zone_name], slice_s=RELOAD_SLICE_S)
+        if not zones:
             if self.table.remove_zone(zone_name):
                 log.info("zone=%s removed", zone_name)
             return
-        zone = await build_zone_async(snapshots[0])  # in slices: queries go on
-        self.table.install_zone(zone)
+        zone = self.table.install_zone(zones[0])
         log.info("zone=%s serial=%d reloaded (%d records)", zone_name, zone.serial, zone.record_count)
 
     async def _patch(self, zone_name: str, changes: list[ChangeEvent]) -> None:
@@ -220,7 +276,12 @@ class FeedFollower:
             key = (item.zone, _qtype(item.qtype), _rcode(item.rcode))
             counts[key] = counts.get(key, 0) + item.queries
         today = datetime.now(UTC).date()
-        await nsstatus.add_query_counts(session, today, counts)
+        # In chunks, with a turn of the loop between them: one upsert of the
+        # counters of a thousand zones kept queries waiting for 60 ms.
+        items = list(counts.items())
+        for start in range(0, len(items), STATS_CHUNK):
+            await nsstatus.add_query_counts(session, today, dict(items[start : start + STATS_CHUNK]))
+            await asyncio.sleep(0)
 
 
 @contextmanager

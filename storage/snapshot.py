@@ -7,16 +7,19 @@ presentation-format parsing.
 
 from __future__ import annotations
 
-import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from typing import cast
+from datetime import datetime
+from typing import Any, cast
 
 import dns.rdatatype
-from sqlalchemy import Executable, select
+from sqlalchemy import Executable, case, null, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Record, RRset, Zone, ZoneStatus
+from storage.feed import ChangeEvent
+from storage.models import Record, RRset, Zone, ZoneChange, ZoneStatus
 from storage.zones import soa_from_zone
 
 
@@ -37,6 +40,17 @@ class ZoneSnapshot:
     rrsets: tuple[StoredRRset, ...]  # every RRset of the zone, the SOA included
 
 
+@dataclass(frozen=True, slots=True)
+class ZoneHead:
+    """A zone row without its RRsets (they come from `stream_rrsets`)."""
+
+    zone_id: int
+    origin: str
+    serial: int
+    active: bool
+    soa: StoredRRset  # the system-owned SOA, built from the zone row
+
+
 async def load_zones(
     session: AsyncSession, names: Iterable[str] | None = None
 ) -> list[ZoneSnapshot]:
@@ -46,8 +60,44 @@ async def load_zones(
     record joined to its RRset, ordered so that grouping is one pass.
     A zone deleted between the two queries is simply absent.
     """
-    zone_query = select(Zone)
-    record_query = (
+    heads = await load_zone_heads(session, names)
+    grouped: dict[int, list[StoredRRset]] = {h.zone_id: [h.soa] for h in heads}
+    if heads:
+        async for rrsets in stream_rrsets(session, names):
+            for zone_id, rrset in rrsets:
+                if zone_id in grouped:
+                    grouped[zone_id].append(rrset)
+    return [
+        ZoneSnapshot(h.zone_id, h.origin, h.serial, h.active, tuple(grouped[h.zone_id]))
+        for h in heads
+    ]
+
+
+async def load_zone_heads(
+    session: AsyncSession, names: Iterable[str] | None = None
+) -> list[ZoneHead]:
+    """The named zones' rows (all zones when `names` is None), SOA included."""
+    query = select(Zone)
+    if names is not None:
+        wanted = list(names)
+        if not wanted:
+            return []
+        query = query.where(Zone.name.in_(wanted))
+    zones = (await session.execute(query)).scalars().all()
+    return [
+        ZoneHead(z.id, z.name, z.serial, z.status == ZoneStatus.ACTIVE, soa_rrset(z))
+        for z in zones
+    ]
+
+
+async def stream_rrsets(
+    session: AsyncSession, names: Iterable[str] | None = None, batch_rows: int = 500
+) -> AsyncIterator[list[tuple[int, StoredRRset]]]:
+    """Every RRset of the named zones (all zones when `names` is None) but the
+    SOA, as (zone_id, rrset), ordered by zone, a batch at a time: a caller
+    that indexes each batch before asking for the next never holds a big zone
+    twice, and the event loop gets a turn between batches."""
+    query = (
         select(RRset.zone_id, RRset.name, RRset.rdtype, RRset.ttl, Record.wire)
         .join(Record, Record.rrset_id == RRset.id)
         .order_by(RRset.zone_id, RRset.id, Record.id)
@@ -55,26 +105,82 @@ async def load_zones(
     if names is not None:
         wanted = list(names)
         if not wanted:
-            return []
-        zone_query = zone_query.where(Zone.name.in_(wanted))
-        record_query = record_query.join(Zone, Zone.id == RRset.zone_id).where(
-            Zone.name.in_(wanted)
+            return
+        query = query.join(Zone, Zone.id == RRset.zone_id).where(Zone.name.in_(wanted))
+    async for batch in _stream_rrsets(session, query, batch_rows):
+        yield batch
+
+
+async def changes_after(
+    session: AsyncSession, after_id: int, limit: int = 1000
+) -> list[ChangeEvent]:
+    """`storage.feed.changes_after` as a nameserver needs it: the diff of a
+    change that reloads its zone whole is left in the store. A wholesale
+    replacement of a big zone carries tens of thousands of diff items, and
+    decoding them (and freeing them) on the event loop stalled every query
+    for 10-20 ms, all for nothing: the follower reloads that zone anyway."""
+    query = (
+        select(
+            ZoneChange.id, ZoneChange.zone_id, ZoneChange.zone_name, ZoneChange.serial,
+            ZoneChange.previous_serial, ZoneChange.kind, ZoneChange.full_reload,
+            ZoneChange.created_at,
+            case((ZoneChange.full_reload, null()), else_=ZoneChange.diff),
         )
-    zones = (await session.execute(zone_query)).scalars().all()
-    grouped: dict[int, list[StoredRRset]] = {z.id: [] for z in zones}
-    async for zone_id, rrset in _stream_rrsets(session, record_query):
-        if zone_id in grouped:
-            grouped[zone_id].append(rrset)
-    return [
-        ZoneSnapshot(
-            zone_id=z.id,
-            origin=z.name,
-            serial=z.serial,
-            active=z.status == ZoneStatus.ACTIVE,
-            rrsets=(soa_rrset(z), *grouped[z.id]),
+        .where(ZoneChange.id > after_id)
+        .order_by(ZoneChange.id)
+        .limit(limit)
+    )
+    events = []
+    for row in await session.execute(query):
+        change_id, zone_id, zone_name, serial, previous, kind, full, created_at, raw = cast(
+            tuple[int, int, str, int, "int | None", str, bool, datetime, "dict[str, Any] | None"],
+            tuple(row),
         )
-        for z in zones
-    ]
+        diff = raw or {}
+        events.append(ChangeEvent(
+            id=change_id, zone_id=zone_id, zone_name=zone_name, serial=serial,
+            previous_serial=previous, kind=kind, full_reload=full, created_at=created_at,
+            removed=tuple((n, t, ttl, c) for n, t, ttl, c in diff.get("removed", ())),
+            added=tuple((n, t, ttl, c) for n, t, ttl, c in diff.get("added", ())),
+        ))
+    return events
+
+
+class FeedProbe:
+    """The cheapest look at the feed's newest id, for a follower that polls.
+
+    On a SQLite file it is one statement on a connection of its own, run on
+    the caller's thread (about 20 us: an indexed max() read from SQLite's
+    page cache) instead of an ORM session and two thread hand-offs per poll.
+    `newest_id()` returns None when it cannot tell (another backend, or the
+    database busy for a moment): the caller then reads the feed itself.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        url = make_url(database_url)
+        path = url.database if url.get_backend_name() == "sqlite" else None
+        self._path = path if path and path != ":memory:" else None
+        self._conn: sqlite3.Connection | None = None
+
+    def newest_id(self) -> int | None:
+        if self._path is None:
+            return None
+        try:
+            if self._conn is None:
+                conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA busy_timeout=0")  # never wait on the loop
+                conn.execute("PRAGMA query_only=1")
+                self._conn = conn
+            row = self._conn.execute("SELECT max(id) FROM zone_changes").fetchone()
+        except sqlite3.Error:
+            self.close()
+            return None
+        return int(row[0] or 0)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 def soa_rrset(zone: Zone) -> StoredRRset:
@@ -100,31 +206,38 @@ async def load_rrsets(
         .where(RRset.zone_id == zone.id, RRset.name.in_(names))
         .order_by(RRset.id, Record.id)
     )
-    found = [r async for _, r in _stream_rrsets(session, query) if (r.name, r.rdtype) in wanted]
+    found = [
+        r
+        async for batch in _stream_rrsets(session, query)
+        for _, r in batch
+        if (r.name, r.rdtype) in wanted
+    ]
     if (zone.name, int(dns.rdatatype.SOA)) in wanted:
         found.append(soa_rrset(zone))
     return zone, found
 
 
 async def _stream_rrsets(
-    session: AsyncSession, query: Executable
-) -> AsyncIterator[tuple[int, StoredRRset]]:
+    session: AsyncSession, query: Executable, batch_rows: int = 500
+) -> AsyncIterator[list[tuple[int, StoredRRset]]]:
     """Group (zone_id, name, rdtype, ttl, wire) rows, ordered by RRset, into
-    RRsets. Streams in partitions so that loading a big zone lets the event
-    loop answer queries in between."""
+    RRsets, yielded in batches of about `batch_rows` rows (an RRset is never
+    split between two batches)."""
     current: tuple[int, str, int] | None = None
     ttl = 0
     wires: list[bytes] = []
     result = await session.stream(query)
-    async for partition in result.partitions(500):
+    async for partition in result.partitions(batch_rows):
+        batch: list[tuple[int, StoredRRset]] = []
         for row in partition:
             zone_id, name, rdtype, row_ttl, wire = cast(tuple[int, str, int, int, bytes], row)
             key = (zone_id, name, rdtype)
             if key != current:
                 if current is not None:
-                    yield current[0], StoredRRset(current[1], current[2], ttl, tuple(wires))
+                    batch.append((current[0], StoredRRset(current[1], current[2], ttl, tuple(wires))))
                 current, ttl, wires = key, row_ttl, []
             wires.append(wire)
-        await asyncio.sleep(0)
+        del partition
+        yield batch
     if current is not None:
-        yield current[0], StoredRRset(current[1], current[2], ttl, tuple(wires))
+        yield [(current[0], StoredRRset(current[1], current[2], ttl, tuple(wires)))]
