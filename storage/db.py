@@ -47,6 +47,9 @@ class Database:
     # Plain driver connections for the hot paths (storage.driver); None for
     # an in-memory SQLite store, which only the engine's connection sees.
     _driver: SqliteDriver | PgDriver | None = field(default=None, repr=False, compare=False)
+    # transaction(queue=key): writers of this process that would wait for
+    # the same row lock queue here instead, holding no connection.
+    _queues: dict[str, _Queue] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def is_postgres(self) -> bool:
@@ -75,16 +78,35 @@ class Database:
                 raise
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
+    async def transaction(self, queue: str | None = None) -> AsyncIterator[Tx]:
         """One write transaction on a plain driver connection (storage.driver):
         committed on success, rolled back on error. Same guarantees as
-        `write()`, for SQL that does not need the ORM."""
+        `write()`, for SQL that does not need the ORM.
+
+        `queue` names what the transaction will lock (e.g. a zone): on
+        PostgreSQL, transactions of this process with the same name run one
+        after the other, so that they wait here rather than in the database
+        (each holding a pooled connection and a backend, all woken at every
+        commit). SQLite's write lock already makes every writer queue."""
         if self._driver is None:
             async with self.write() as session:
                 yield SessionTx(session)
             return
-        async with self._serialized(), self._driver.transaction() as tx:
-            yield tx
+        if queue is None or not self.is_postgres:
+            async with self._serialized(), self._driver.transaction() as tx:
+                yield tx
+            return
+        entry = self._queues.get(queue)
+        if entry is None:
+            entry = self._queues[queue] = _Queue()
+        entry.users += 1
+        try:
+            async with entry.lock, self._driver.transaction() as tx:
+                yield tx
+        finally:
+            entry.users -= 1
+            if not entry.users:
+                del self._queues[queue]
 
     async def fetch(self, sql: str, *args: object) -> list[Row]:
         """One read statement (storage.driver SQL) outside any transaction."""
@@ -156,6 +178,12 @@ def connect(url: str | None = None, *, pool_size: int = 10, echo: bool = False) 
         _configure_sqlite(engine)
     return Database(url, engine, async_sessionmaker(engine, expire_on_commit=False),
                     _driver=driver)
+
+
+@dataclass(slots=True)
+class _Queue:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
 
 
 class _Conversions(Tx):

@@ -560,22 +560,100 @@ async def apply_changes(
     removed, added = _diff(old, new)
     if not removed and not added:
         return WriteResult(zone.name, zone.serial, 0)
-    stale = [index[k] for k in touched if k in index]
-    if stale:
-        await tx.execute(_DELETE_RRSETS, tx.array(stale))
-    await _insert_rows(tx, zone.id, new)
     previous = zone.serial
     serial = next_serial(previous, _today())
     now = datetime.now(UTC)
-    await tx.execute(_SET_SERIAL, serial, tx.time(now), zone.id)
+    if tx.is_postgres:
+        change_id = await _write_pg(tx, zone, index, touched, new, serial, now, kind=kind,
+                                    previous_serial=previous, removed=removed, added=added,
+                                    actor=actor)
+    else:
+        stale = [index[k] for k in touched if k in index]
+        if stale:
+            await tx.execute(_DELETE_RRSETS, tx.array(stale))
+        await _insert_rows(tx, zone.id, new)
+        await tx.execute(_SET_SERIAL, serial, tx.time(now), zone.id)
+        change_id = await _append_change(
+            tx, zone, serial, kind=kind, previous_serial=previous, removed=removed, added=added,
+            actor=actor,
+        )
     if isinstance(zone, Zone):  # the caller's object follows; it was written just now
         set_committed_value(zone, "serial", serial)
         set_committed_value(zone, "updated_at", now)
-    change_id = await _append_change(
-        tx, zone, serial, kind=kind, previous_serial=previous, removed=removed, added=added,
-        actor=actor,
-    )
     return WriteResult(zone.name, serial, change_id, removed, added)
+
+
+# The whole write of an edit in one round trip to PostgreSQL: RRsets gone,
+# RRsets kept (new TTL, records replaced), RRsets made and their records,
+# the serial, then the feed row (its id taken under the feed lock), the
+# audit row and the NOTIFY (delivered at commit). The sub-statements share
+# one snapshot and touch disjoint rows: the zone is locked, and the edit
+# was planned from what is stored under that lock.
+_WRITE_PG = """
+WITH gone AS (DELETE FROM rrsets WHERE id = ANY($1::bigint[])),
+kept AS (UPDATE rrsets s SET ttl = v.ttl FROM unnest($2::bigint[], $3::bigint[]) AS v(id, ttl)
+         WHERE s.id = v.id),
+old AS (DELETE FROM records WHERE rrset_id = ANY($2::bigint[])),
+made AS (INSERT INTO rrsets (zone_id, name, rdtype, ttl)
+         SELECT $4, * FROM unnest($5::text[], $6::int[], $7::bigint[])
+         RETURNING id, name, rdtype),
+recs AS (INSERT INTO records (rrset_id, content, wire)
+         SELECT coalesce(v.id, made.id), v.content, v.wire
+         FROM unnest($8::bigint[], $9::text[], $10::int[], $11::text[], $12::bytea[])
+              AS v(id, name, rdtype, content, wire)
+         LEFT JOIN made ON v.id IS NULL AND made.name = v.name AND made.rdtype = v.rdtype),
+zone AS (UPDATE zones SET serial = $13, updated_at = $14 WHERE id = $4),
+feed_lock AS (SELECT pg_advisory_xact_lock($15)),
+change AS (INSERT INTO zone_changes (zone_id, zone_name, serial, previous_serial, kind,
+                                     full_reload, diff, actor, created_at)
+           SELECT $4, $16, $13, $17, $18, false, $19, $20, $14 FROM feed_lock RETURNING id),
+audit AS (INSERT INTO audit_log (at, account_id, user_id, actor, source_ip, credential, action,
+                                 object_type, object_name, before, after, change_id)
+          SELECT $14, $21, $22, $20, $23, $24, $25, 'zone', $16, $26, $27, change.id FROM change)
+SELECT id, pg_notify($28, id::text) FROM change
+"""
+
+
+async def _write_pg(
+    tx: Tx, zone: ZoneRow | Zone, index: dict[tuple[str, int], int],
+    touched: set[tuple[str, int]], new: Sequence[_Rows], serial: int, now: datetime, *,
+    kind: str, previous_serial: int, removed: Sequence[DiffItem], added: Sequence[DiffItem],
+    actor: Actor,
+) -> int:
+    put_keys = {(r.name, r.rdtype) for r in new}
+    gone = [index[k] for k in touched if k in index and k not in put_keys]
+    kept = {(r.name, r.rdtype): index[(r.name, r.rdtype)] for r in new
+            if (r.name, r.rdtype) in index}
+    made = [r for r in new if (r.name, r.rdtype) not in kept]
+    record_ids: list[int | None] = []
+    record_names: list[str] = []
+    record_types: list[int] = []
+    contents: list[str] = []
+    wires: list[bytes] = []
+    for r in new:
+        rrset_id = kept.get((r.name, r.rdtype))
+        for content, wire in zip(r.contents, r.wires, strict=True):
+            record_ids.append(rrset_id)
+            record_names.append(r.name)
+            record_types.append(r.rdtype)
+            contents.append(content)
+            wires.append(wire)
+    kept_rows = [r for r in new if (r.name, r.rdtype) in kept]
+    removed_json = [list(i) for i in removed]
+    added_json = [list(i) for i in added]
+    row = await tx.fetchrow(
+        _WRITE_PG,
+        gone, [kept[(r.name, r.rdtype)] for r in kept_rows], [r.ttl for r in kept_rows],
+        zone.id, [r.name for r in made], [r.rdtype for r in made], [r.ttl for r in made],
+        record_ids, record_names, record_types, contents, wires,
+        serial, now, _FEED_LOCK_KEY, zone.name, previous_serial, kind,
+        tx.json({"removed": removed_json, "added": added_json}), actor.label,
+        zone.account_id if actor.account_id is None else actor.account_id, actor.user_id,
+        actor.source_ip, actor.credential, f"zone.{kind}", tx.json(removed_json),
+        tx.json(added_json), FEED_CHANNEL,
+    )
+    assert row is not None
+    return int(row[0])
 
 
 async def set_zone_status(

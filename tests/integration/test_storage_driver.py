@@ -17,7 +17,7 @@ from storage import zones as store
 from storage.db import Database
 from storage.models import AuditEntry, Zone, ZoneChange
 from storage.zones import OPERATOR, Actor
-from tests.integration.zonedata import SOA, origin, put, rrset
+from tests.integration.zonedata import SOA, drop, origin, put, rrset
 
 ACTOR = Actor("user:7", account_id=None, user_id=7, source_ip="192.0.2.9", credential="token:3")
 SQLITE_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$")
@@ -124,3 +124,67 @@ async def test_sqlite_edit_waits_for_another_writer_without_stopping_the_loop(
     other.close()
     result = await task
     assert result.change_id > 0
+
+
+async def test_one_edit_deletes_keeps_and_makes_rrsets(db: Database) -> None:
+    """On PostgreSQL the whole write is one statement: each kind of change in one edit."""
+    name = "mix.example"
+    await _create(db, name)
+    async with db.transaction() as tx:
+        await store.apply_changes(tx, f"{name}.", [
+            put(name, "a", "A", "192.0.2.1"), put(name, "b", "A", "192.0.2.2"),
+            put(name, "c", "TXT", '"c"')], ACTOR)
+    async with db.transaction() as tx:
+        result = await store.apply_changes(tx, f"{name}.", [
+            drop(name, "a", "A"),                                    # gone
+            put(name, "b", "A", "192.0.2.3", "192.0.2.4", ttl=60),  # kept: new TTL and records
+            put(name, "c", "TXT", '"c"'),                            # unchanged
+            put(name, "d", "AAAA", "2001:db8::1", "2001:db8::2"),    # made
+            put(name, "e", "A", "192.0.2.5")], ACTOR)                # made
+    async with db.read() as session:
+        zone = (await session.execute(select(Zone).where(Zone.name == f"{name}."))).scalar_one()
+        sets = await store.current_rrsets(session, zone.id)
+        change = await session.get(ZoneChange, result.change_id)
+    assert {k: (v.ttl, v.rdata_texts()) for k, v in sets.items() if k[1] != 2} == {
+        (f"b.{name}.", 1): (60, ("192.0.2.3", "192.0.2.4")),
+        (f"c.{name}.", 16): (300, ('"c"',)),
+        (f"d.{name}.", 28): (300, ("2001:db8::1", "2001:db8::2")),
+        (f"e.{name}.", 1): (300, ("192.0.2.5",)),
+        (f"www.{name}.", 1): (300, ("192.0.2.1",)),
+    }
+    assert change is not None and zone.serial == result.serial == change.serial
+    assert {i[0] for i in change.diff["removed"]} == {f"a.{name}.", f"b.{name}."}
+    assert len(change.diff["added"]) == 5
+
+
+async def test_transactions_of_one_queue_run_one_after_the_other(db: Database) -> None:
+    order: list[str] = []
+    first_in = asyncio.Event()
+    release = asyncio.Event()
+
+    async def first() -> None:
+        async with db.transaction(queue="zone:q.example.") as tx:
+            await tx.fetch("SELECT 1")
+            order.append("first in")
+            first_in.set()
+            await release.wait()
+            order.append("first out")
+
+    async def second(queue: str) -> None:
+        await first_in.wait()
+        async with db.transaction(queue=queue) as tx:
+            await tx.fetch("SELECT 1")
+            order.append(f"{queue} in")
+
+    task = asyncio.create_task(first())
+    same = asyncio.create_task(second("zone:q.example."))
+    other = asyncio.create_task(second("zone:other.example."))
+    await first_in.wait()
+    for _ in range(20):
+        await asyncio.sleep(0.002)
+    if db.is_postgres:  # another zone does not wait (SQLite has one writer at a time)
+        assert "zone:other.example. in" in order
+    assert "zone:q.example. in" not in order
+    release.set()
+    await asyncio.gather(task, same, other)
+    assert order.index("first out") < order.index("zone:q.example. in")

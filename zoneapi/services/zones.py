@@ -40,6 +40,7 @@ from zoneapi.access import (
     require_sensitive,
     zone_for_edit,
     zone_for_write,
+    zone_name,
 )
 from zoneapi.auth import Principal
 from zoneapi.errors import ApiError, Forbidden, NotFound, Unprocessable
@@ -254,7 +255,7 @@ async def edit_transaction(
     plans that need no ORM session: the same checks and the same write, at
     a fraction of the cost."""
     try:
-        async with ctx.db.transaction() as tx:
+        async with ctx.db.transaction(queue=f"zone:{zone_name(zone_text)}") as tx:
             access, zone = await zone_for_edit(tx, principal, zone_text)
             origin = dns.name.from_text(access.name)
             changes = await plan(tx, access, origin)
