@@ -55,6 +55,11 @@ class Endpoint:
     query: tuple[QueryParam, ...] = ()
     responses: Mapping[int, Schema | None] = field(default_factory=dict)
     response_media: str = JSON_TYPE
+    # Other media types a success may come in (e.g. "text/csv" with ?format=csv).
+    other_media: tuple[str, ...] = ()
+    # Error statuses beyond the usual 4xx, e.g. 503 when a service it needs is not
+    # configured, or 502 when a provider it calls fails (JSON error bodies).
+    errors: tuple[int, ...] = ()
 
     @property
     def operation_id(self) -> str:
@@ -78,13 +83,15 @@ class Routes:
         self, method: str, path: str, *, summary: str, auth: Auth = Auth.REQUIRED,
         body: Schema | None = None, body_media: str = JSON_TYPE,
         query: tuple[QueryParam, ...] = (), responses: Mapping[int, Schema | None] | None = None,
-        response_media: str = JSON_TYPE,
+        response_media: str = JSON_TYPE, other_media: tuple[str, ...] = (),
+        errors: tuple[int, ...] = (),
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.endpoints.append(Endpoint(
                 method=method, path=path, handler=handler, summary=summary, tag=self.tag,
                 auth=auth, body=body, body_media=body_media, query=query,
                 responses=dict(responses or {200: None}), response_media=response_media,
+                other_media=other_media, errors=errors,
             ))
             return handler
         return register

@@ -17,10 +17,18 @@ ERROR_SCHEMA: dict[str, object] = {
 _PARAM = re.compile(r"\{([^}:]+)(?::(?:[^{}]|\{[^}]*\})*)?\}")
 
 
+# Every route may answer these, always with an Error body.
+COMMON_ERRORS = (400, 401, 403, 404, 409, 412, 413, 415, 422, 429)
+
+
 def _content(media: str, schema: object) -> dict[str, object]:
     if media == JSON_TYPE:
         return {media: {"schema": schema if schema is not None else {}}}
     return {media: {"schema": {"type": "string"}}}
+
+
+def _error() -> dict[str, object]:
+    return {"description": "error", "content": {JSON_TYPE: {"schema": ERROR_SCHEMA}}}
 
 
 def _operation(endpoint: Endpoint) -> dict[str, object]:
@@ -35,14 +43,19 @@ def _operation(endpoint: Endpoint) -> dict[str, object]:
     ]
     responses: dict[str, object] = {}
     for status, schema in endpoint.responses.items():
-        entry: dict[str, object] = {"description": "success" if status < 400 else "error"}
-        if status != 204:
-            entry["content"] = _content(endpoint.response_media, schema)
+        if status >= 400:  # errors are JSON whatever the success's media type
+            entry = _error()
+            if schema is not None:
+                entry["content"] = _content(JSON_TYPE, schema)
+        else:
+            entry = {"description": "success"}
+            if status != 204:
+                entry["content"] = {**_content(endpoint.response_media, schema),
+                                    **{m: {"schema": {"type": "string"}}
+                                       for m in endpoint.other_media}}
         responses[str(status)] = entry
-    for status in (400, 401, 403, 404, 409, 412, 413, 415, 422, 429):
-        responses.setdefault(str(status), {
-            "description": "error", "content": {JSON_TYPE: {"schema": ERROR_SCHEMA}},
-        })
+    for status in (*COMMON_ERRORS, *endpoint.errors):
+        responses.setdefault(str(status), _error())
     operation: dict[str, object] = {
         "operationId": endpoint.operation_id,
         "summary": endpoint.summary,

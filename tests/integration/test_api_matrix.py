@@ -95,6 +95,9 @@ class Case:
     raw: str | None = None
     missing: Sequence[Missing] = ()
     seers: set[str] = field(default_factory=set)  # may tell the object exists
+    # The code of the documented 503 an allowed caller gets, the service it needs
+    # not being configured here (the card provider); None: allowed means 2xx.
+    unavailable: str | None = None
 
     def __post_init__(self) -> None:
         assert not self.missing or self.seers >= self.allowed, self.name
@@ -321,6 +324,8 @@ async def run_matrix(world: World, table: Sequence[Case]) -> Outcome:
             reply = await send(api, case.method, path, token, body, case.params, case.raw)
             allowed = caller in case.allowed
             ok = 200 <= reply.status < 300
+            if case.unavailable is not None:
+                ok = (reply.status, reply.code) == (503, case.unavailable)
             # A denial is an answer of the security model, never a routing miss.
             denied = reply.status in (401, 403, 404) and reply.code not in (None, "not_found")
             if caller == "anonymous" and not allowed:

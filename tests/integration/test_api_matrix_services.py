@@ -232,6 +232,11 @@ def billing_cases() -> list[Case]:
              body=lambda w, n: {"selections": [
                  {"kind": "domain", "id": sw(w).renewal_id, "action": "cancel"}]},
              missing=(no_renewal,), seers=VIEWERS),
+        # No card provider here: who may pay gets the documented 503, after the rights.
+        Case("checkout", "POST", lambda w, n: f"{B}/orders/{sw(w).order}/checkout",
+             holders(Right.RENEW), body={}, unavailable="card_unavailable", **order),
+        Case("webhook", "POST", f"{B}/payments/webhook", EVERYONE, body={},
+             unavailable="card_unavailable"),
         # After the order's own cases: each call cancels a fresh order.
         Case("order cancel", "POST", lambda w, n: f"{B}/orders/{sw(w).pending}/cancel",
              holders(Right.RENEW), prepare=_fresh_order, **order),

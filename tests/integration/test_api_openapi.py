@@ -77,3 +77,33 @@ async def test_requests_are_counted_by_route_and_status(api: ApiServer) -> None:
     assert count("/api/v1/health", "200") == before_ok + 1
     assert count("/api/v1/me", "401") == before_401 + 1
     assert count("unmatched", "404") >= before_unmatched + 1
+
+
+async def test_configured_services_and_csv_are_documented(api: ApiServer) -> None:
+    """A route that needs a configured service documents its 503, one offering CSV its
+    text/csv; every error of every route is the JSON Error, PDF and DNS routes too."""
+    doc = (await api.client.call("GET", "/api/v1/openapi.json")).body
+    paths = doc["paths"]
+    for path, method in (("/api/v1/billing/orders/{number}/checkout", "post"),
+                         ("/api/v1/billing/payments/webhook", "post"),
+                         ("/api/v1/zones/{zone}/mail/setup-mx", "post")):
+        assert "503" in paths[path][method]["responses"], path
+    for path in ("/api/v1/billing/domains", "/api/v1/billing/domains/{domain}/stats"):
+        assert set(paths[path]["get"]["responses"]["200"]["content"]) == {
+            "application/json", "text/csv"}, path
+    for path, ops in paths.items():
+        for method, op in ops.items():
+            for status, answer in op["responses"].items():
+                if int(status) >= 400:
+                    assert answer["content"] == {"application/json": {
+                        "schema": doc["components"]["schemas"]["Error"]}}, (method, path, status)
+    # Without the provider, checkout answers that 503 as the Error, after the rights:
+    # an order the caller cannot see is a 404 first.
+    leader = await seed_account(api, "svc")
+    token = await seed_token(api, leader)
+    missing = await api.client.call("POST", "/api/v1/billing/orders/ZH99999999/checkout",
+                                    token=token, json_body={})
+    assert (missing.status, missing.code) == (404, "order_not_found")
+    webhook = await api.client.call("POST", "/api/v1/billing/payments/webhook", data=b"{}")
+    assert (webhook.status, webhook.code) == (503, "card_unavailable")
+    assert validate(doc["components"]["schemas"]["Error"], webhook.body) == []

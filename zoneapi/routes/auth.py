@@ -197,7 +197,7 @@ async def revoke_session(request: web.Request) -> web.Response:
 
 
 @routes.post("/auth/step-up/sms", summary="Text a code approving one sensitive operation",
-             body=SMS_REQUEST, responses={202: open_object()})
+             body=SMS_REQUEST, responses={202: open_object()}, errors=(502,))
 async def step_up_sms(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     principal = principal_of(request)

@@ -48,6 +48,7 @@ from zoneapi.routes.billing_common import (
 from zoneapi.schema import array, boolean, integer, obj, open_object, string
 
 routes = Routes("billing")
+CSV = "text/csv"
 
 ITEM = obj({
     "kind": string(32, enum=tuple(k.value for k in orders.ItemKind)),
@@ -153,7 +154,7 @@ def _items(body: dict[str, Any]) -> list[orders.OrderItem]:
 
 
 @routes.get("/billing/domains", summary="The portfolio, with filters (CSV with format=csv)",
-            query=DOMAIN_QUERY)
+            query=DOMAIN_QUERY, other_media=(CSV,))
 async def list_domains(request: web.Request) -> web.StreamResponse:
     ctx, rt, principal = request.app[CONTEXT], runtime(request), principal_of(request)
     status = query_text(request, "status")
@@ -200,7 +201,7 @@ STATS_QUERY = (
 )
 
 
-@routes.get("/billing/domains/{domain}/stats", query=STATS_QUERY,
+@routes.get("/billing/domains/{domain}/stats", query=STATS_QUERY, other_media=(CSV,),
             summary="Queries answered for the domain, by day, type and rcode (CSV with "
                     "format=csv)")
 async def domain_stats(request: web.Request) -> web.Response:
@@ -231,6 +232,7 @@ async def domain_stats(request: web.Request) -> web.Response:
 
 
 @routes.put("/billing/domains/{domain}/nameservers", body=NAMESERVERS_BODY,
+            responses={202: open_object("submitted to the registry")},
             summary="Change the delegation (sensitive; [] for the platform's name servers)")
 async def set_nameservers(request: web.Request) -> web.Response:
     ctx, rt, principal = request.app[CONTEXT], runtime(request), principal_of(request)
@@ -267,6 +269,8 @@ async def set_lock(request: web.Request) -> web.Response:
 
 
 @routes.post("/billing/domains/{domain}/transfer-code",
+             responses={200: open_object("the code"),
+                        202: open_object("requested from the registry")},
              summary="Reveal the transfer code (sensitive, audited), or request it")
 async def transfer_code(request: web.Request) -> web.Response:
     ctx, rt, principal = request.app[CONTEXT], runtime(request), principal_of(request)
@@ -306,7 +310,8 @@ def _right_for(item: orders.OrderItem) -> Right | None:
     return Right.RENEW
 
 
-@routes.post("/billing/orders", body=ORDER_BODY, responses={201: open_object()},
+@routes.post("/billing/orders", body=ORDER_BODY,
+             responses={200: open_object("the quote, with dry_run"), 201: open_object()},
              summary="Order (or price, with dry_run) renewals, restores, options, registrations")
 async def create_order(request: web.Request) -> web.Response:
     ctx, rt, principal = request.app[CONTEXT], runtime(request), principal_of(request)
@@ -410,14 +415,14 @@ def _pdf(data: bytes, filename: str) -> web.Response:
 # -- payments -------------------------------------------------------------------
 
 
-@routes.post("/billing/orders/{number}/checkout", body=CHECKOUT_BODY,
+@routes.post("/billing/orders/{number}/checkout", body=CHECKOUT_BODY, errors=(502, 503),
              summary="Pay an order by card: returns the provider's hosted page")
 async def checkout(request: web.Request) -> web.Response:
     ctx, rt, principal = request.app[CONTEXT], runtime(request), principal_of(request)
     require_active(principal)
+    view, _ = await _my_order(request, Right.RENEW)  # rights first: 404 means 404
     if rt.provider is None:
         raise ApiError(503, "card_unavailable", "card payment is not configured")
-    view, _ = await _my_order(request, Right.RENEW)
     with billing_errors():
         result = await payments.start_card_payment(
             ctx.db, rt.config, rt.provider, order_number=view.number,
@@ -427,7 +432,7 @@ async def checkout(request: web.Request) -> web.Response:
                           "url": result.url})
 
 
-@routes.post("/billing/payments/webhook", auth=Auth.NONE,
+@routes.post("/billing/payments/webhook", auth=Auth.NONE, errors=(503,),
              summary="The payment provider's signed notification")
 async def webhook(request: web.Request) -> web.Response:
     ctx, rt = request.app[CONTEXT], runtime(request)

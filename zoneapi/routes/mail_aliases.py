@@ -58,6 +58,7 @@ from zoneapi.schema import array, boolean, obj, open_object, string
 from zoneapi.services.zones import write_transaction
 
 routes = Routes("mail")
+HTML = "text/html"
 
 MX_TTL_S = 3600
 TARGETS = array(string(320, min_length=3), aliases.MAX_TARGETS, min_items=1)
@@ -331,7 +332,8 @@ async def mail_update_settings(request: web.Request) -> web.Response:
 
 
 @routes.post("/zones/{zone}/mail/setup-mx", summary="Point the zone's apex MX at the "
-             "platform's MX hosts (a zone edit)", body=SETUP_MX, query=(DRY_RUN,),
+             "platform's MX hosts (a zone edit; 503 when none are configured)", body=SETUP_MX,
+             query=(DRY_RUN,), errors=(503,),
              responses={200: open_object()})
 async def mail_setup_mx(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
@@ -339,6 +341,8 @@ async def mail_setup_mx(request: web.Request) -> web.Response:
     replace = get_bool(as_object(body_of(request)), "replace")
     hosts = platform_mx(ctx)
     if not hosts:
+        async with ctx.db.read() as session:  # rights first: a 404 stays a 404
+            await zone_access(session, principal, request.match_info["zone"], Right.EDIT_ZONE)
         raise ApiError(503, "mx_not_configured", "the platform's MX hosts are not configured")
 
     async def plan(session: AsyncSession, access: ZoneAccess,
@@ -377,7 +381,8 @@ def page(title: str, text: str, form: bool = False, status: int = 200) -> web.Re
                         headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
 
-@routes.get("/mail/confirm/{token}", auth=Auth.NONE, summary="What a confirmation link "
+@routes.get("/mail/confirm/{token}", auth=Auth.NONE, other_media=(HTML,),
+            summary="What a confirmation link "
             "would confirm (nothing changes: mail scanners open links too)",
             responses={200: open_object()})
 async def mail_confirm_show(request: web.Request) -> web.Response:
@@ -397,7 +402,8 @@ async def mail_confirm_show(request: web.Request) -> web.Response:
                           "detail": text + " POST to this URL to confirm."})
 
 
-@routes.post("/mail/confirm/{token}", auth=Auth.NONE, summary="Confirm a forwarding target",
+@routes.post("/mail/confirm/{token}", auth=Auth.NONE, other_media=(HTML,),
+             summary="Confirm a forwarding target (an HTML page when the client accepts one)",
              responses={200: open_object()})
 async def mail_confirm(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]

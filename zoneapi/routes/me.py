@@ -135,7 +135,7 @@ async def regenerate_recovery_codes(request: web.Request) -> web.Response:
 
 
 @routes.put("/me/mobile", summary="Register a mobile number (E.164) and text it a code",
-            body=MOBILE, responses={202: open_object()})
+            body=MOBILE, responses={202: open_object()}, errors=(502,))
 async def register_mobile(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     principal = principal_of(request)
