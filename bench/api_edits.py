@@ -42,10 +42,11 @@ from bench.api_support import (
 )
 
 
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process `pid` so far."""
+def process_cpu_s(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of process `pid` so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def own_cpu_s() -> float:
@@ -85,14 +86,16 @@ async def phase(url: str, token: str, clients: int, seconds: float, server_pid: 
     connector = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(connector=connector) as http:
         deadline = time.perf_counter() + seconds
-        cpu_server, cpu_client = process_cpu_s(server_pid), own_cpu_s()
+        cpu_before, cpu_client = process_cpu_s(server_pid), own_cpu_s()
         started = time.perf_counter()
         await asyncio.gather(*(
             client(http, url, token, [f"c{c}-{k}" for k in range(20)], deadline, counter,
                    latencies, errors)
             for c in range(clients)))
         elapsed = time.perf_counter() - started
-        cpu_server = process_cpu_s(server_pid) - cpu_server
+        cpu_after = process_cpu_s(server_pid)
+        user_s, system_s = cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1]
+        cpu_server = user_s + system_s
         cpu_client = own_cpu_s() - cpu_client
     done = len(latencies)
     ok = done - len(errors)
@@ -101,7 +104,8 @@ async def phase(url: str, token: str, clients: int, seconds: float, server_pid: 
           f"latency p50 {q[49] * 1000:.1f} ms p99 {q[98] * 1000:.1f} ms "
           f"({done} requests in {elapsed:.1f} s)")
     print(f"      server CPU {cpu_server / max(done, 1) * 1000:.2f} ms/edit "
-          f"(= {done / cpu_server if cpu_server else 0:.0f} edits per CPU-second), "
+          f"(user {user_s / max(done, 1) * 1000:.2f}, system {system_s / max(done, 1) * 1000:.2f}; "
+          f"= {done / cpu_server if cpu_server else 0:.0f} edits per CPU-second), "
           f"bench client CPU {cpu_client / max(done, 1) * 1000:.2f} ms/edit")
     for error in errors[:3]:
         print(f"    error: {error}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any, cast
 
 import dns.name
@@ -101,6 +102,19 @@ class WriteResult:
     change_id: int
     removed: tuple[DiffItem, ...] = field(default=())
     added: tuple[DiffItem, ...] = field(default=())
+
+
+@lru_cache(maxsize=16384)
+def name_of(text: str) -> dns.name.Name:
+    """The absolute name stored as `text` (names are immutable: parsed once, shared)."""
+    return dns.name.from_text(text)
+
+
+@lru_cache(maxsize=16384)
+def _ancestors(text: str) -> tuple[str, ...]:
+    """`text` and the names above it, as stored."""
+    name = name_of(text)
+    return tuple(name.split(depth)[1].to_text() for depth in range(1, len(name) + 1))
 
 
 def soa_from_zone(zone: Zone) -> dns.rdtypes.ANY.SOA.SOA:
@@ -429,14 +443,15 @@ async def lock_zone(tx: Tx, name: str) -> ZoneRow | None:
 
 
 # What the zone rules can involve for an edit at some names: those names and
-# their ancestors, and every DNAME (data below one is refused). That keeps an
-# edit of a 100,000-name zone from reading it all; with the records of the
-# RRsets at the edited names (the diff's "before"), in one statement.
+# their ancestors (a DNAME that would occlude a name is at one of them), found
+# through the unique index, with the records of the RRsets at the edited
+# names (the diff's "before"), in one statement. That keeps an edit of a
+# 100,000-name zone from reading it all (the DNAMEs used to be read with a
+# scan of the zone: 1.8 ms per edit at 10,000 RRsets on SQLite).
 _NEAR = (
     "SELECT s.id, s.name, s.rdtype, s.ttl, r.content, r.wire FROM rrsets s"
     " LEFT JOIN records r ON r.rrset_id = s.id AND s.name = ANY($2)"
-    " WHERE s.zone_id = $1 AND (s.name = ANY($3) OR s.rdtype = 39)"
-    " ORDER BY s.id, r.id"
+    " WHERE s.zone_id = $1 AND s.name = ANY($3) ORDER BY s.id, r.id"
 )
 # A DNAME being added needs the whole zone's names.
 _WHOLE = (
@@ -463,7 +478,7 @@ _SET_SERIAL = "UPDATE zones SET serial = $1, updated_at = $2 WHERE id = $3"
 
 
 async def _stored_near(
-    tx: Tx, zone_id: int, near: Iterable[dns.name.Name] | None, touched: set[tuple[str, int]]
+    tx: Tx, zone_id: int, near: Iterable[str] | None, touched: set[tuple[str, int]]
 ) -> tuple[dict[tuple[str, int], int], list[_Rows]]:
     """(name, rdtype) -> rrset id of the RRsets the rules involve (all with
     `near` None), and the stored rows of those at `touched`."""
@@ -471,11 +486,7 @@ async def _stored_near(
     if near is None:
         rows = await tx.fetch(_WHOLE, zone_id, names)
     else:
-        related = {
-            ancestor.to_text()
-            for name in near
-            for ancestor in (name.split(depth)[1] for depth in range(1, len(name) + 1))
-        }
+        related = {ancestor for name in near for ancestor in _ancestors(name)}
         rows = await tx.fetch(_NEAR, zone_id, names, tx.array(sorted(related)))
     index: dict[tuple[str, int], int] = {}
     records: dict[tuple[str, int], tuple[int, list[str], list[bytes]]] = {}
@@ -545,14 +556,14 @@ async def apply_changes(
         zone: ZoneRow | Zone = locked
     else:
         zone = zone_name
-    origin = dns.name.from_text(zone.name)
+    origin = name_of(zone.name)
     puts = [c.rrset for c in changes if c.rrset is not None]
     deletes = [(c.name, c.rdtype) for c in changes if c.rrset is None]
     adds_dname = any(r.rdtype == dns.rdatatype.DNAME for r in puts)
     touched = {(c.name.to_text(), int(c.rdtype)) for c in changes}
     index, old = await _stored_near(
-        tx, zone.id, None if adds_dname else [c.name for c in changes], touched)
-    existing = [(dns.name.from_text(name), rdtype) for name, rdtype in index]
+        tx, zone.id, None if adds_dname else [name for name, _ in touched], touched)
+    existing = [(name_of(name), rdtype) for name, rdtype in index]
     problems = check_edit(origin, existing, put=puts, delete=deletes)
     if problems:
         raise ZoneConflict(zone.name, [str(p) for p in problems])

@@ -8,6 +8,7 @@ Route authors call these; see zoneapi/README.md.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,9 +45,15 @@ def enforce(decision: Decision) -> None:
 def zone_name(text: str) -> str:
     """Canonical zone name from a URL part ('Example.COM' -> 'example.com.'), or 400."""
     try:
-        return str(zone_origin(text).to_text())
+        return _canonical_zone(text)
     except InvalidName as exc:
         raise BadRequest("invalid_zone_name", str(exc)) from None
+
+
+@lru_cache(maxsize=4096)
+def _canonical_zone(text: str) -> str:
+    """Every zone request names its zone: parsed once per distinct text."""
+    return str(zone_origin(text).to_text())
 
 
 def actor_of(principal: Principal) -> Actor:

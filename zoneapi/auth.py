@@ -17,6 +17,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from aiohttp import web
@@ -119,9 +120,15 @@ def _ip(text: str | None) -> IPAddress | None:
     return address
 
 
+@lru_cache(maxsize=4096)
+def _networks(texts: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    """parse_networks() of a stored allowlist: the same lists come with every request."""
+    return parse_networks(texts)
+
+
 def source_address(request: web.Request) -> IPAddress:
     ctx = request.app[CONTEXT]
-    return client_address(request, parse_networks(ctx.config.trusted_proxies))
+    return client_address(request, _networks(tuple(ctx.config.trusted_proxies)))
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -222,8 +229,8 @@ class _Caller:
             email=self.email, role=self.role, business_unit_id=self.business_unit_id,
             account_status=self.account_status, credential_kind=kind,
             credential_id=credential_id, source_ip=address, token=scope,
-            account_allowlist=parse_networks(self.account_allowlist),
-            unit_allowlist=parse_networks(self.unit_allowlist),
+            account_allowlist=_networks(tuple(self.account_allowlist)),
+            unit_allowlist=_networks(tuple(self.unit_allowlist)),
             totp_enabled=self.totp_enabled, mobile=self.mobile,
             account_email=self.account_email,
         )
@@ -253,7 +260,7 @@ async def _from_token(ctx: Context, secret: str, address: IPAddress) -> Principa
     last = aware(sql.time_out(last_used_at) or sql.time_out(created_at))  # type: ignore[arg-type]
     if max_unused_s is not None and last + timedelta(seconds=max_unused_s) <= now:
         raise Unauthenticated("token_expired", "the token expired after going unused")
-    subnets = parse_networks(sql.json_out(subnets_json) or ())
+    subnets = _networks(tuple(sql.json_out(subnets_json) or ()))
     if subnets and not allowlisted(address, subnets):
         raise Forbidden("token_address_refused",
                         "this token may not be used from your address", address=str(address))

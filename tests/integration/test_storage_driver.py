@@ -16,7 +16,7 @@ from storage import feed
 from storage import zones as store
 from storage.db import Database
 from storage.models import AuditEntry, Zone, ZoneChange
-from storage.zones import OPERATOR, Actor
+from storage.zones import OPERATOR, Actor, ZoneConflict
 from tests.integration.zonedata import SOA, drop, origin, put, rrset
 
 ACTOR = Actor("user:7", account_id=None, user_id=7, source_ip="192.0.2.9", credential="token:3")
@@ -188,3 +188,27 @@ async def test_transactions_of_one_queue_run_one_after_the_other(db: Database) -
     release.set()
     await asyncio.gather(task, same, other)
     assert order.index("first out") < order.index("zone:q.example. in")
+
+
+@pytest.mark.parametrize("through", ["driver", "session"])
+async def test_edits_next_to_a_dname_follow_the_zone_rules(db: Database, through: str) -> None:
+    """An edit reads only near the edited names: a DNAME above one is at an ancestor."""
+    name = "dn.example"
+    await _create(db, name)
+    await _edit(db, through, [put(name, "old", "DNAME", "new.example."),
+                              put(name, "a.sub", "A", "192.0.2.1")])
+    with pytest.raises(ZoneConflict):  # data below a DNAME
+        await _edit(db, through, [put(name, "x.old", "A", "192.0.2.2")])
+    with pytest.raises(ZoneConflict):  # a DNAME above data (the whole zone is read)
+        await _edit(db, through, [put(name, "sub", "DNAME", "else.example.")])
+    result = await _edit(db, through, [put(name, "oldish", "A", "192.0.2.3")])
+    assert result.change_id > 0
+
+
+async def _edit(db: Database, through: str, changes: list[store.RRsetChange]
+                ) -> store.WriteResult:
+    if through == "driver":
+        async with db.transaction() as tx:
+            return await store.apply_changes(tx, "dn.example.", changes, ACTOR)
+    async with db.write() as session:
+        return await store.apply_changes(session, "dn.example.", changes, ACTOR)

@@ -22,7 +22,7 @@ from storage.dnsdata import (
 )
 from storage.driver import Tx
 from storage.models import Right, RRset, UserRight, UserRole, Zone, ZoneStatus
-from storage.zones import RRsetChange, soa_from_zone
+from storage.zones import RRsetChange, name_of, soa_from_zone
 from zoneapi.access import zone_access, zone_name
 from zoneapi.auth import Principal, principal_of
 from zoneapi.endpoints import DNS_TEXT, QueryParam, Routes, body_of
@@ -81,7 +81,7 @@ def _etag(serial: int) -> dict[str, str]:
 def _write_answer(ctx: Context, principal: Principal, access: ZoneAccess, outcome: Outcome,
                   status: int = 200) -> web.Response:
     result = outcome.result
-    origin = dns.name.from_text(access.name)
+    origin = name_of(access.name)
     if outcome.nameservers_changed:
         names = [c for n, t, _, c in result.added if t == 2 and n == access.name]
         notices.nameservers_changed(ctx, [principal.email, principal.account_email], access.name,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import dns.name
 import dns.rdatatype
@@ -33,7 +34,14 @@ from storage.dnsdata import (
 )
 from storage.driver import SessionTx, Tx
 from storage.models import Right, Zone
-from storage.zones import RRsetChange, WriteResult, ZoneConflict, ZoneNotFound, ZoneRow
+from storage.zones import (
+    RRsetChange,
+    WriteResult,
+    ZoneConflict,
+    ZoneNotFound,
+    ZoneRow,
+    name_of,
+)
 from zoneapi.access import (
     actor_of,
     require_active,
@@ -76,17 +84,19 @@ class _Rollback(Exception):
         self.result = result
 
 
+@lru_cache(maxsize=1024)
 def type_text(rdtype: int) -> str:
     return str(dns.rdatatype.to_text(dns.rdatatype.RdataType.make(rdtype)))
 
 
+@lru_cache(maxsize=16384)
+def _subname_of(name: str, origin: dns.name.Name) -> str:
+    return subname(name_of(name), origin)
+
+
 def diff_json(items: Iterable[DiffItem], origin: dns.name.Name) -> list[dict[str, object]]:
-    out = []
-    for name, rdtype, ttl, content in items:
-        owner = dns.name.from_text(name)
-        out.append({"name": name, "subname": subname(owner, origin), "type": type_text(rdtype),
-                    "ttl": ttl, "content": content})
-    return out
+    return [{"name": name, "subname": _subname_of(name, origin), "type": type_text(rdtype),
+             "ttl": ttl, "content": content} for name, rdtype, ttl, content in items]
 
 
 def rrset_json(rrset: RRsetData, origin: dns.name.Name) -> dict[str, object]:
@@ -200,7 +210,7 @@ async def write(
     if len(changes) > ctx.config.max_rrsets_per_request:
         raise ApiError(413, "too_many_rrsets",
                        f"at most {ctx.config.max_rrsets_per_request} RRsets per request")
-    origin = dns.name.from_text(access.name)
+    origin = name_of(access.name)
     if not changes:  # a write that turns out empty still needs a writer
         decision = has_right(access, Right.EDIT_ZONE)
         if not decision.allowed:
@@ -238,7 +248,7 @@ async def write_transaction(
     try:
         async with ctx.db.write() as session:
             access, zone = await zone_for_write(session, principal, zone_text)
-            origin = dns.name.from_text(access.name)
+            origin = name_of(access.name)
             changes = await plan(session, access, origin)
             outcome = await write(session, ctx, principal, access, zone, changes,
                                   dry_run=dry_run, if_match=if_match)
@@ -257,7 +267,7 @@ async def edit_transaction(
     try:
         async with ctx.db.transaction(queue=f"zone:{zone_name(zone_text)}") as tx:
             access, zone = await zone_for_edit(tx, principal, zone_text)
-            origin = dns.name.from_text(access.name)
+            origin = name_of(access.name)
             changes = await plan(tx, access, origin)
             outcome = await write(tx, ctx, principal, access, zone, changes,
                                   dry_run=dry_run, if_match=if_match)
