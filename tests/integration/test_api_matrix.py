@@ -34,10 +34,12 @@ from storage.db import Database
 from storage.dnsdata import API_RULES, parse_rrset
 from storage.models import BusinessUnit, Right, UserRight, Zone
 from tests.integration.test_api_harness import (
+    PASSWORD,
     ApiServer,
     Login,
     Reply,
     allowlist,
+    browser_login,
     running_api,
     seed_account,
     seed_token,
@@ -61,6 +63,8 @@ NS_EDITORS = MANAGERS | {"user_edit_nameservers"}
 SIGNED_IN = MANAGERS | ALL_USERS | {"other_client", NARROW}
 SECURITY = SIGNED_IN - {NARROW}  # tokens narrowed by policies never change settings
 EVERYONE = set(CALLERS)
+# The leader's own sessions and tokens: its tokens (the narrow one too) read them.
+OWNER = {"leader", NARROW}
 
 
 # (path, body) of a request -> the same request aimed at an object that does not exist.
@@ -73,6 +77,15 @@ def no_zone(path: str, body: Any) -> tuple[str, Any]:
 
 def no_user(path: str, body: Any) -> tuple[str, Any]:
     return re.sub(r"/users/[0-9]+", "/users/999999999", path), body
+
+
+def no_id(path: str, body: Any) -> tuple[str, Any]:
+    """The numeric id in the path (token, session, unit) of nothing."""
+    return re.sub(r"/[0-9]+$", "/999999999", path), body
+
+
+def wrong_password(path: str, body: Any) -> tuple[str, Any]:
+    return path, {**body, "current_password": "not the password at all"}
 
 
 def body_zone(name: str) -> Missing:
@@ -113,6 +126,8 @@ class World:
     change_serial: int
     rights_manager: int  # user_manage_accounts's user id
     unit_one: int  # one.example's business unit, and the right users'
+    unit_two: int
+    spare: dict[int, int]  # n -> id of what case n's prepare made (token, session, unit)
 
 
 async def _direct(w: World, name: str, rdtype: str, records: list[str]) -> None:
@@ -130,6 +145,34 @@ async def _portfolio_domain(w: World, name: str) -> None:
     await add_domain(w.api.db, w.leader.account_id, name, date.today() + timedelta(days=365))
 
 
+async def _spare_token(w: World, n: int) -> None:
+    """One more token of the leader, to read, rename or revoke."""
+    from sqlalchemy import select
+
+    from storage.models.auth import ApiToken
+    from zoneapi.crypto import digest
+
+    secret = await seed_token(w.api, w.leader, name=f"spare{n}")
+    async with w.api.db.read() as session:
+        w.spare[n] = (await session.execute(select(ApiToken.id).where(
+            ApiToken.token_hash == digest(secret)))).scalar_one()
+
+
+async def _leader_session(w: World, n: int) -> None:
+    """A browser session of the leader, to revoke."""
+    await browser_login(w.api, w.leader.login)
+    listed = await w.api.client.call("GET", "/api/v1/auth/sessions", token=w.tokens["leader"])
+    w.spare[n] = max(s["id"] for s in listed.body)
+
+
+async def _spare_unit(w: World, n: int) -> None:
+    async with w.api.db.write() as session:
+        unit = BusinessUnit(account_id=w.leader.account_id, name=f"gone{n}", ip_allowlist=[])
+        session.add(unit)
+        await session.flush()
+        w.spare[n] = unit.id
+
+
 async def _serial(w: World) -> int:
     async with w.api.db.read() as session:
         return (await store.find_zone(session, ZONE)).serial
@@ -145,9 +188,29 @@ def cases() -> list[Case]:
         Case("me", "GET", "/api/v1/me", SIGNED_IN),
         Case("account", "GET", "/api/v1/account", SIGNED_IN),
         Case("sessions", "GET", "/api/v1/auth/sessions", SIGNED_IN),
+        Case("logout", "POST", "/api/v1/auth/logout", SIGNED_IN),
+        Case("session revoke", "DELETE", lambda w, n: f"/api/v1/auth/sessions/{w.spare[n]}",
+             {"leader"}, prepare=_leader_session, missing=(no_id,), seers=OWNER),
         Case("tokens", "GET", "/api/v1/tokens", SIGNED_IN),
         Case("token create", "POST", "/api/v1/tokens", SECURITY, body={"name": "m"}),
+        Case("token", "GET", lambda w, n: f"/api/v1/tokens/{w.spare[n]}", OWNER,
+             prepare=_spare_token, missing=(no_id,), seers=OWNER),
+        Case("token update", "PATCH", lambda w, n: f"/api/v1/tokens/{w.spare[n]}", {"leader"},
+             body={"name": "renamed"}, prepare=_spare_token, missing=(no_id,), seers=OWNER),
+        Case("token revoke", "DELETE", lambda w, n: f"/api/v1/tokens/{w.spare[n]}",
+             {"leader"}, prepare=_spare_token, missing=(no_id,), seers=OWNER),
+        # The caller's own login: every signed-in caller but a narrowed token, and a wrong
+        # current password answers as the right one to whoever may not change it.
+        Case("password", "PUT", "/api/v1/me/password", SECURITY,
+             body={"current_password": PASSWORD, "new_password": PASSWORD},
+             missing=(wrong_password,), seers=SECURITY),
+        Case("totp enrol", "POST", "/api/v1/me/totp", SECURITY),
+        Case("mobile", "PUT", "/api/v1/me/mobile", SECURITY, body={"mobile": "+33612345678"}),
         Case("units", "GET", "/api/v1/business-units", SIGNED_IN),
+        Case("unit update", "PATCH", lambda w, n: f"/api/v1/business-units/{w.unit_two}",
+             MANAGERS, body={"name": "two"}, missing=(no_id,), seers=MANAGERS),
+        Case("unit delete", "DELETE", lambda w, n: f"/api/v1/business-units/{w.spare[n]}",
+             MANAGERS, prepare=_spare_unit, missing=(no_id,), seers=MANAGERS),
         Case("zones", "GET", "/api/v1/zones", SIGNED_IN),
         Case("zone create", "POST", "/api/v1/zones", MANAGERS,
              body=lambda w, n: {"name": f"new{n}.example"},
@@ -277,7 +340,8 @@ async def build(api: ApiServer) -> World:
                                    json_body={"ttl": 300, "records": ["192.0.2.3"]})
     assert change.status == 200 and change.body["change_id"], change.text
     return World(api, tokens, leader, target.user_id, change.body["change_id"],
-                 change.body["serial"], people["user_manage_accounts"].user_id, units[0])
+                 change.body["serial"], people["user_manage_accounts"].user_id, units[0],
+                 units[1], {})
 
 
 async def send(api: ApiServer, method: str, path: str, token: str | None, body: Any,
@@ -347,8 +411,8 @@ async def run_matrix(world: World, table: Sequence[Case]) -> Outcome:
                 compared += 1
                 if (other.status, other.code) != (reply.status, reply.code):
                     problems[(case.name, caller)] = (
-                        f"tells existence: {reply.status} {reply.code} here, "
-                        f"{other.status} {other.code} for {other_path}")
+                        f"the denial tells what it hides: {reply.status} {reply.code} here, "
+                        f"{other.status} {other.code} for {other_path} {other_body or ''}")
     return Outcome(checked, compared, problems)
 
 

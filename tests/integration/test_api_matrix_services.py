@@ -301,6 +301,65 @@ async def test_rights_cover_every_right_user() -> None:
     assert NARROW in set().union(*(c.allowed for c in table))
 
 
+# Endpoints no matrix row drives, and where their rules are tested instead. The
+# test below fails when an endpoint is added without a row, or when one of these
+# gets a row.
+NOT_IN_MATRIX = {
+    ("POST", "/api/v1/auth/signup"): "public, before any account: test_api_auth.py",
+    ("POST", "/api/v1/auth/login"): "public, before any session: test_api_auth.py",
+    ("POST", "/api/v1/auth/password-reset"): "public: test_api_auth.py",
+    ("POST", "/api/v1/auth/password-reset/confirm"): "public, needs the mailed link",
+    ("POST", "/api/v1/auth/step-up"): "proves a second factor: test_api_stepup.py",
+    ("POST", "/api/v1/auth/step-up/sms"): "needs a verified mobile: test_api_stepup.py",
+    ("POST", "/api/v1/me/totp/confirm"): "needs a code of the new secret: test_api_auth.py",
+    ("POST", "/api/v1/me/mobile/verify"): "needs the texted code: test_api_stepup.py",
+    ("DELETE", "/api/v1/me/totp"): "needs TOTP on first: test_api_auth.py",
+    ("POST", "/api/v1/me/recovery-codes"): "needs TOTP on first: test_api_auth.py",
+}
+
+
+class _Ids(dict[int, Any]):
+    """Any case's prepared object: an id (or link token) of the right shape."""
+
+    def __missing__(self, key: int) -> int:
+        return 9
+
+
+async def test_every_endpoint_is_in_a_matrix(db: Database) -> None:
+    """Every endpoint the API serves is driven by a row of one of the two matrices,
+    but the few in NOT_IN_MATRIX."""
+    from aiohttp.test_utils import make_mocked_request
+
+    from tests.integration.test_api_harness import Login
+    from zoneapi.endpoints import API_PREFIX, ENDPOINTS
+
+    def shape(path: str) -> str:  # "/x/{id:[0-9]{1,18}}" -> "/x/{id}"
+        return re.sub(r"\{([^}:]+)(?::(?:[^{}]|\{[^}]*\})*)?\}", r"{\1}", path)
+
+    async with running_api(db) as api:
+        app = api.app
+        served = {(e.method, shape(API_PREFIX + e.path)) for e in app[ENDPOINTS]}
+        # Paths rendered on a stand-in world: only their shape matters here.
+        world = ServicesWorld(
+            api=api, tokens={}, leader=Login(1, "x", 1), target_user=2, change_id=3,
+            change_serial=4, rights_manager=5, unit_one=6, unit_two=7, spare=_Ids(),
+            order="ZH00000001", invoices={"one": 1, "mixed": 2, "unhosted": 3}, renewal_id=8,
+            pending="ZH00000002", confirmations=_Ids())
+        driven = set()
+        for case in zone_cases() + cases():
+            path = case.path(world, 1) if callable(case.path) else case.path
+            match = await app.router.resolve(make_mocked_request(
+                case.method, path.split("?")[0], app=app))
+            resource = match.route.resource
+            assert resource is not None and match.http_exception is None, case.name
+            info = resource.get_info()
+            driven.add((case.method, shape(info.get("path") or info["formatter"])))
+        assert driven <= served
+        assert served - driven == set(NOT_IN_MATRIX), sorted((served - driven)
+                                                              ^ set(NOT_IN_MATRIX))
+        assert len(driven) == len(served) - len(NOT_IN_MATRIX) >= 79
+
+
 async def test_invoices_of_a_users_domains_only(db: Database) -> None:
     """view_invoices on one.example shows the invoices and payments of orders about
     one.example alone: not those spanning paid.example too, nor paid.example's own.

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import Account, AccountStatus, User
 from storage.models.auth import KnownAddress, PasswordReset
 from zoneapi import metrics
+from zoneapi.access import enforce
 from zoneapi.auth import CredentialKind, principal_of, source_address
 from zoneapi.clock import aware
 from zoneapi.crypto import digest, new_token
@@ -26,7 +27,7 @@ from zoneapi.errors import (
 )
 from zoneapi.jsonio import as_object, get_str, json_response, opt_str
 from zoneapi.keys import CONTEXT, Context
-from zoneapi.policy import Operation
+from zoneapi.policy import Operation, can_change_security
 from zoneapi.schema import JsonObject, integer, obj, open_object, string
 from zoneapi.services import accounts, factors, notices, sessions, throttle
 
@@ -188,11 +189,13 @@ async def list_sessions(request: web.Request) -> web.Response:
 async def revoke_session(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     principal = principal_of(request)
+    # As for revoking a token: not with a token narrowed to some records.
+    enforce(can_change_security(principal.token))
     async with ctx.db.write() as session:
         found = await sessions.revoke_session(session, ctx, principal.user_id,
                                               int(request.match_info["session_id"]))
     if not found:
-        raise NotFound("session not found")
+        raise NotFound("session not found", code="session_not_found")
     return web.Response(status=204)
 
 
@@ -206,10 +209,12 @@ async def step_up_sms(request: web.Request) -> web.Response:
         raise Conflict("no_verified_mobile", "register and verify a mobile number first",
                        how=["register_mobile"])
     async with ctx.db.write() as session:
-        expires = await factors.send_code(session, ctx, principal.user_id, principal.mobile,
-                                          factors.CodePurpose.STEP_UP, principal.credential,
-                                          operation.key)
-    return json_response({"operation": operation.key, "expires_at": expires}, status=202)
+        sms = await factors.new_code(session, ctx, principal.user_id, principal.mobile,
+                                     factors.CodePurpose.STEP_UP, principal.credential,
+                                     operation.key)
+    await factors.send_sms(ctx, sms)
+    return json_response({"operation": operation.key, "expires_at": sms.expires_at},
+                         status=202)
 
 
 def _operation(key: str) -> Operation:

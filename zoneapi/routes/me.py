@@ -47,6 +47,8 @@ async def change_password(request: web.Request) -> web.Response:
     principal = principal_of(request)
     body = as_object(body_of(request))
     async with ctx.db.read() as session:
+        # The gate first: whoever may not change the password learns nothing about it.
+        await require_security_change(session, ctx, principal)
         user = await session.get(User, principal.user_id)
     assert user is not None
     if not await ctx.passwords.verify(user.password_hash, get_str(body, "current_password")):
@@ -148,10 +150,10 @@ async def register_mobile(request: web.Request) -> web.Response:
         assert user is not None
         user.mobile, user.mobile_verified = mobile, False
         session.add(audit_row(principal, "user.mobile", "user", user.login, None, mobile))
-        expires = await factors.send_code(session, ctx, user.id, mobile,
-                                          factors.CodePurpose.VERIFY_MOBILE,
-                                          principal.credential, "")
-    return json_response({"mobile": mobile, "expires_at": expires}, status=202)
+        sms = await factors.new_code(session, ctx, user.id, mobile,
+                                     factors.CodePurpose.VERIFY_MOBILE, principal.credential, "")
+    await factors.send_sms(ctx, sms)
+    return json_response({"mobile": mobile, "expires_at": sms.expires_at}, status=202)
 
 
 @routes.post("/me/mobile/verify", summary="Verify the mobile number with the texted code",

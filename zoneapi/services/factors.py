@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import segno
@@ -74,9 +75,23 @@ async def use_recovery_code(session: AsyncSession, ctx: Context, user_id: int,
     return True
 
 
-async def send_code(session: AsyncSession, ctx: Context, user_id: int, mobile: str,
-                    purpose: str, credential: str, operation: str) -> datetime:
-    """Create and text a code; 429 past the hourly limit, 502 if the gateway fails."""
+@dataclass(frozen=True, slots=True)
+class Sms:
+    """A code's text message, sent by send_sms() once the code's row is committed."""
+
+    to: str
+    text: str
+    expires_at: datetime
+
+
+async def new_code(session: AsyncSession, ctx: Context, user_id: int, mobile: str,
+                   purpose: str, credential: str, operation: str) -> Sms:
+    """Create a code (429 past the hourly limit) and the SMS that carries it.
+
+    The SMS is sent after the transaction, never inside it: the development
+    outbox writes through its own transaction (which on SQLite would wait for
+    ours for ever), and a gateway's HTTP call must not hold the write lock.
+    """
     now = ctx.clock.now()
     sent = (await session.execute(
         select(func.count(OneTimeCode.id)).where(
@@ -93,11 +108,15 @@ async def send_code(session: AsyncSession, ctx: Context, user_id: int, mobile: s
     ))
     minutes = max(1, ctx.config.sms_code_ttl_s // 60)
     what = f" to approve {operation}" if operation else ""
+    return Sms(mobile, f"zonehost code {code}{what}. Valid {minutes} min.", expires)
+
+
+async def send_sms(ctx: Context, sms: Sms) -> None:
+    """Text a committed code; 502 if the gateway fails (the code then goes unused)."""
     try:
-        await ctx.sms.send(mobile, f"zonehost code {code}{what}. Valid {minutes} min.")
+        await ctx.sms.send(sms.to, sms.text)
     except DeliveryError as exc:
         raise ApiError(502, "sms_failed", "the SMS could not be sent; try again later") from exc
-    return expires
 
 
 async def check_code(session: AsyncSession, ctx: Context, user_id: int, purpose: str,
