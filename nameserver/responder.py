@@ -11,24 +11,34 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from nameserver.answer import CLASS_CH, Chaos, answer, answer_at_qname
+from nameserver.answer import (
+    _ADDITIONAL_FOR,
+    _NOT_AT_QNAME,
+    CLASS_CH,
+    Chaos,
+    answer,
+    answer_at_qname,
+)
 from nameserver.cookies import REFRESH_S, CookieJar
 from nameserver.index import Zone, ZoneTable
-from nameserver.message import COOKIE_OPTION, TC, Answer, Opcode, Outcome, Query, Rcode
+from nameserver.message import COOKIE_OPTION, TC, Answer, Edns, Opcode, Outcome, Query, Rcode
 from nameserver.metrics import NameserverMetrics, StatKey
 from nameserver.options import NameserverOptions
 from nameserver.replycache import ReplyCache
 from nameserver.rrl import Action, RateLimiter
 from nameserver.rrwire import AXFR, IXFR, TXT, prepare_rrset
 from nameserver.wire import (
+    UDP_MIN,
     BadQuery,
     Unanswerable,
     header_only,
+    opt_record,
     parse_query,
     render,
     render_at_qname,
@@ -97,6 +107,10 @@ def _chaos(options: NameserverOptions) -> Chaos | None:
 
 
 _NOTIFY = int(Opcode.NOTIFY)
+_COUNTS_PLAIN = b"\x00\x01\x00\x00\x00\x00\x00\x00"  # QDCOUNT 1, nothing else
+_COUNTS_OPT = b"\x00\x01\x00\x00\x00\x00\x00\x01"  # ... and one additional record
+_ROOT_OPT = b"\x00\x00\x29"  # root owner, TYPE 41
+_DIRECT_HEAD = struct.Struct("!HHHHH")  # flags and the four counts
 _DIRECT = Answer(Outcome.ANSWER, Rcode.NOERROR, True)  # what answer_at_qname stands for
 _BY_QNAME = frozenset({Outcome.ANSWER, Outcome.NODATA})  # RRL: else counted per zone
 
@@ -162,6 +176,12 @@ class Responder:
         if entry is None or (entry[4] and self._stale(entry[4])):
             if self._cookie_replies:
                 return self._cookie_reply(data, peer)
+            if self.rrl is None:
+                direct = self._direct(data, "udp")
+                if isinstance(direct, bytes):
+                    return direct
+                if direct is not None:
+                    return self._general(direct, data, peer, "udp")
             reply = self._slow(data, peer, "udp")
             return None if isinstance(reply, TransferRequest) else reply
         self.metrics.hits[entry[1]] += 1
@@ -188,7 +208,121 @@ class Responder:
         if entry is not None and not self._stale(entry[4]):
             self.metrics.hits[entry[1]] += 1
             return data[:2] + entry[0]
+        direct = self._direct(data, "tcp")
+        if isinstance(direct, bytes):
+            return direct
+        if direct is not None:
+            return self._general(direct, data, peer, "tcp")
         return self._slow(data, peer, "tcp")
+
+    # -- the direct path --------------------------------------------------
+    def _direct(self, data: bytes, transport: str) -> bytes | Query | None:
+        """The commonest miss in one function: a plain QUERY (no option but a
+        bare OPT of version 0) whose answer is the RRset of the query type at
+        the query name itself, needing no additional section. It is what
+        `parse_query`, `answer_at_qname`, `render_at_qname` and `_done` make
+        of it, without their intermediate values (tested equal to them).
+        Another plain query comes back parsed, for `_general`; None: take
+        the full path, which also judges malformed and unusual queries."""
+        try:
+            n = len(data)
+            if n < 17 or data[2] & 0xF8 or data[3] & 0x0F:  # QR, opcode, RCODE
+                return None
+            counts = data[4:12]
+            if counts != _COUNTS_PLAIN and counts != _COUNTS_OPT:
+                return None
+            pos = 12
+            while True:
+                length = data[pos]
+                if not length:
+                    break
+                if length > 63:
+                    return None
+                pos += length + 1
+                if pos >= n:
+                    return None
+            pos += 1
+            end = pos + 4  # end of the question
+            if pos > 267 or end > n or data[pos + 2] != 0 or data[pos + 3] != 1:  # CLASS IN
+                return None
+            qtype = (data[pos] << 8) | data[pos + 1]
+            if qtype in _NOT_AT_QNAME:
+                return None
+            options = self.options
+            if counts == _COUNTS_PLAIN:
+                opt = b""
+                payload, do = 0, False
+                limit = UDP_MIN if transport == "udp" else TCP_LIMIT
+            else:
+                if (
+                    end + 11 > n
+                    or data[end : end + 3] != _ROOT_OPT
+                    or data[end + 6]  # EDNS version
+                    or data[end + 9] or data[end + 10]  # RDLENGTH: no options
+                ):
+                    return None
+                do = bool(data[end + 7] & 0x80)
+                opt = opt_record(options.udp_payload, 0, do, ())
+                payload = (data[end + 3] << 8) | data[end + 4]
+                if transport == "udp":
+                    limit = max(UDP_MIN, min(payload, options.udp_payload))
+                else:
+                    limit = TCP_LIMIT
+            qname = data[12:pos].lower()
+            zone = self.table.index.find_zone(qname)
+            body = b""
+            if zone is not None and zone.active:
+                if zone.cuts or zone.dnames:
+                    found = zone.lookup(qname)
+                    node = found.node if found.cut is None and found.dname is None else None
+                else:
+                    node = zone.nodes.get(qname)
+                if node and qtype not in _ADDITIONAL_FOR:
+                    for rrset in node:
+                        if rrset.rdtype == qtype:
+                            body = rrset.at_qname()  # empty for compressed types
+                            break
+            if not body or end + len(body) + len(opt) > limit:
+                # Not a plain answer (or too big: the general path truncates).
+                # The query is parsed already: hand it over as `parse_query` would.
+                edns = Edns(0, payload, do, (), None) if opt else None
+                flags = (data[2] << 8) | data[3]
+                return Query((data[0] << 8) | data[1], flags, 0, qname, data[12:end], qtype, 1,
+                             edns, None, data)
+            assert zone is not None
+            records = rrset.records
+            reply = (
+                data[:2]
+                + _DIRECT_HEAD.pack(0x8400 | ((data[2] & 0x01) << 8), 1, len(records), 0,
+                                    1 if opt else 0)
+                + data[12:end]
+                + body
+                + opt
+            )
+        except Exception:  # noqa: BLE001  (malformed, or a bug: the full path judges and logs)
+            return None
+        stat: StatKey = (transport, zone.origin_text, qtype, Rcode.NOERROR)
+        stat = self._stats.setdefault(stat, stat)
+        self.metrics.hits[stat] += 1
+        deps = self._deps.get(zone.origin)
+        if deps is None or deps[0][1] is not zone.token:
+            deps = self._deps[zone.origin] = ((zone.origin, zone.token),)
+        self._caches[transport].put(data, pos, (reply[2:], stat, Outcome.ANSWER, end, deps))
+        return reply
+
+    def _general(self, query: Query, data: bytes, peer: Peer, transport: str) -> bytes | None:
+        """`_answer` for a plain query that `_direct` parsed and found to be no
+        plain answer (so no transfer, NOTIFY, TSIG or cookie, and no need to
+        try `answer_at_qname` again)."""
+        try:
+            limit = TCP_LIMIT if transport == "tcp" else udp_limit(query, self.options.udp_payload)
+            ans = answer(query, self.table.index, self._chaos)
+            reply = render(ans, query, limit, self.options.udp_payload)
+            return self._done(data, peer, transport, query, reply, ans, ans.zones)
+        except Exception:  # one bad query must never take the server down
+            log.exception("internal error answering qname=%r qtype=%s", query.qname, query.qtype)
+            self.metrics.hits[(transport, "", query.qtype, Rcode.SERVFAIL)] += 1
+            return header_only(data, Rcode.SERVFAIL)
 
     # -- the full path ----------------------------------------------------
     def _slow(self, data: bytes, peer: Peer, transport: str) -> bytes | TransferRequest | None:

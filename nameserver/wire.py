@@ -20,6 +20,7 @@ is left out (as NSD does).
 from __future__ import annotations
 
 import struct
+from typing import NamedTuple
 
 from nameserver.message import AA, QR, RD, TC, Answer, Edns, Opcode, Placed, Query, Rcode
 from nameserver.rrwire import IXFR, OPT, QNAME_POINTER, TSIG, PreparedRRset
@@ -292,7 +293,7 @@ class _Writer:
         return count, False
 
 
-def _opt_record(
+def opt_record(
     payload: int, ext_rcode: int, do: bool, options: tuple[tuple[int, bytes], ...]
 ) -> bytes:
     if not options:
@@ -322,7 +323,7 @@ def render_at_qname(
     (AA, NOERROR, nothing else), straight from its prepared bytes; None when
     it does not fit, for `render` to truncate. Tested equal to `render`."""
     edns = query.edns
-    opt = _opt_record(server_payload, 0, edns.do, ()) if edns is not None else b""
+    opt = opt_record(server_payload, 0, edns.do, ()) if edns is not None else b""
     records = rrset.at_qname()
     if 12 + len(query.question) + len(records) + len(opt) > limit:
         return None
@@ -340,10 +341,90 @@ def render(answer: Answer, query: Query, limit: int, server_payload: int = 1232)
     opt = b""
     if edns is not None:
         do = edns.do and answer.rcode != Rcode.BADVERS
-        opt = _opt_record(server_payload, answer.rcode >> 4, do, answer.options)
-    header = _HEADER.pack(query.id, flags, 1, 0, 0, 0)
+        opt = opt_record(server_payload, answer.rcode >> 4, do, answer.options)
     if not answer.echo_question:
+        header = _HEADER.pack(query.id, flags, 1, 0, 0, 0)
         return header[:4] + bytes([0, 0, 0, 0, 0, 0, 0, 1 if opt else 0]) + opt
+    if answer.answer or not answer.authority:
+        return _render(answer, query, limit, flags, opt)
+    # Negative answers and referrals: the same sections for every query name of
+    # this length below their first owner, short of one case (see _Sections).
+    qname = query.qname
+    anchor, first = answer.authority[0]
+    if not qname.endswith(anchor):
+        return _render(answer, query, limit, flags, opt)
+    items = answer.authority + answer.additional
+    key = (len(qname), anchor, id(first), len(items))
+    label = _label_above(qname, anchor)
+    known = _SECTIONS.get(key)
+    if known is not None and known.items == items and label not in known.labels:
+        if 12 + len(query.question) + len(known.sections) + len(opt) > limit:
+            return _render(answer, query, limit, flags, opt)
+        header = _HEADER.pack(query.id, flags, 1, 0, known.ns, known.ar + (1 if opt else 0))
+        return header + query.question + known.sections + opt
+    reply = _render(answer, query, limit, flags, opt)
+    ns, ar = _HEADER.unpack_from(reply)[4:]
+    ar -= 1 if opt else 0
+    labels = _labels_below(anchor, items)
+    if (
+        label not in labels
+        and not reply[2] & (TC >> 8)
+        and ns + ar == sum(rrset.count for _, rrset in items)  # everything fitted
+    ):
+        if len(_SECTIONS) >= SECTIONS_MAX:
+            _SECTIONS.clear()
+        sections = reply[12 + len(query.question) : len(reply) - len(opt)]
+        _SECTIONS[key] = _Sections(items, labels, sections, ns, ar)
+    return reply
+
+
+class _Sections(NamedTuple):
+    """The authority and additional sections rendered once, for every query
+    name of one length below `anchor` (the first authority owner: the zone's
+    apex for a negative answer, the delegation point for a referral).
+
+    Compression makes a section depend on the query name: a name written may
+    point into it. Every name of that length ending in `anchor` puts the same
+    suffixes at the same offsets, except those longer than `anchor`; a name
+    written can only end in one of those if it is below `anchor` and has the
+    query name's label just above `anchor` (`labels` holds those labels of
+    every name written). With that label the sections are rendered afresh."""
+
+    items: tuple[Placed, ...]
+    labels: frozenset[bytes]
+    sections: bytes
+    ns: int
+    ar: int
+
+
+SECTIONS_MAX = 8192
+_SECTIONS: dict[tuple[int, bytes, int, int], _Sections] = {}
+
+
+def _label_above(name: bytes, anchor: bytes) -> bytes:
+    """The label of `name` just above its suffix `anchor` (b"" if none)."""
+    cut = len(name) - len(anchor)
+    pos = 0
+    while pos < cut:
+        step = name[pos] + 1
+        if pos + step >= cut:
+            return name[pos : pos + step]
+        pos += step
+    return b""
+
+
+def _labels_below(anchor: bytes, items: tuple[Placed, ...]) -> frozenset[bytes]:
+    names = [owner for owner, _ in items]
+    names += [name for _, rrset in items for rec in rrset.compressed for name in rec.names]
+    return frozenset(
+        _label_above(name, anchor)
+        for name in names
+        if len(name) > len(anchor) and name.endswith(anchor)
+    )
+
+
+def _render(answer: Answer, query: Query, limit: int, flags: int, opt: bytes) -> bytes:
+    header = _HEADER.pack(query.id, flags, 1, 0, 0, 0)
     w = _Writer(header, query.question, query.qname)
     room = limit - len(opt)
     an = ns = ar = 0
