@@ -14,6 +14,8 @@ of its CPU there. A `Tx` runs the same SQL text on either backend:
   timeout 30 s), so the loop never sleeps on a lock. With the write lock
   held, a statement is in-memory work plus a write() to the WAL
   (synchronous=NORMAL: no fsync at commit), cheaper than a thread hand-off.
+  Checkpoints (which fsync) run in a thread every CHECKPOINT_EVERY commits,
+  not in a commit on the loop.
 - `SessionTx`: the same SQL inside an ORM session's transaction, for the
   writers that use the ORM around it.
 
@@ -194,11 +196,18 @@ async def _run(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) 
         raise
 
 
+# The WAL is copied back into the database (a checkpoint, which fsyncs) by
+# a thread every so many commits of ours, never by a commit on the loop.
+CHECKPOINT_EVERY = 200
+
+
 class SqliteDriver:
     def __init__(self, path: str) -> None:
         self._path = path
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
+        self._commits = 0
+        self._checkpoint: asyncio.Future[None] | None = None
 
     async def _open(self) -> sqlite3.Connection:
         def open_() -> sqlite3.Connection:
@@ -209,8 +218,27 @@ class SqliteDriver:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=0")
+            conn.execute("PRAGMA wal_autocheckpoint=0")
             return conn
         return await asyncio.to_thread(open_)
+
+    def _committed(self) -> None:
+        self._commits += 1
+        if self._commits % CHECKPOINT_EVERY or (
+            self._checkpoint is not None and not self._checkpoint.done()
+        ):
+            return
+
+        def checkpoint() -> None:
+            conn = sqlite3.connect(self._path, timeout=0, isolation_level=None)
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.OperationalError:
+                pass  # busy: the next one will do
+            finally:
+                conn.close()
+
+        self._checkpoint = asyncio.get_running_loop().run_in_executor(None, checkpoint)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
@@ -224,6 +252,7 @@ class SqliteDriver:
         try:
             yield _SqliteTx(conn)
             await _run(conn, lambda c: c.execute("COMMIT"))
+            self._committed()
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -251,6 +280,8 @@ class SqliteDriver:
         return await asyncio.to_thread(patient)
 
     async def close(self) -> None:
+        if self._checkpoint is not None:
+            await self._checkpoint
         for conn in (self._writer, self._reader):
             if conn is not None:
                 conn.close()

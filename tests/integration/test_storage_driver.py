@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
-from storage import feed
+from storage import driver, feed
 from storage import zones as store
 from storage.db import Database
 from storage.models import AuditEntry, Zone, ZoneChange
@@ -212,3 +213,27 @@ async def _edit(db: Database, through: str, changes: list[store.RRsetChange]
             return await store.apply_changes(tx, "dn.example.", changes, ACTOR)
     async with db.write() as session:
         return await store.apply_changes(session, "dn.example.", changes, ACTOR)
+
+
+async def test_sqlite_checkpoints_run_every_so_many_commits_off_the_loop(
+    db: Database, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if not db.is_sqlite:
+        pytest.skip("SQLite's WAL")
+    monkeypatch.setattr(driver, "CHECKPOINT_EVERY", 5)
+    await _create(db, "wal.example")
+    path = Path(str(make_url(db.url).database))
+
+    async def edits(first: int, count: int) -> None:
+        for i in range(first, first + count):
+            async with db.transaction() as tx:
+                await store.apply_changes(
+                    tx, "wal.example.", [put("wal.example", "www", "A", f"192.0.2.{i}")], ACTOR)
+
+    await edits(1, 1)  # the driver's writer opens now: counting starts
+    before = path.read_bytes()
+    await edits(2, 3)  # commits 2-4: in the WAL only
+    assert path.read_bytes() == before
+    await edits(5, 1)  # commit 5: a checkpoint copies the WAL into the database
+    await db.close()  # waits for it
+    assert path.read_bytes() != before
