@@ -19,3 +19,7 @@ OVERLOADED = Gauge("zonehost_mx_overloaded",
 LOW_DISK = Gauge("zonehost_mx_low_disk", "1 while new mail is refused for lack of free space")
 TARPIT = Counter("zonehost_mx_tarpit_seconds", "seconds MAIL replies were held back (backpressure)")
 SIGNING_FAILED = Counter("zonehost_mx_signing_failed", "messages forwarded without our DKIM/ARC")
+AUTH_DNS = Counter("zonehost_mx_auth_dns_lookups",
+                   "DNS lookups of the inbound checks (SPF, DKIM keys, DMARC), by outcome: "
+                   "hit (cache), shared (a query in flight), found, nxdomain, nodata, failed",
+                   ["outcome"])
