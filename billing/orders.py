@@ -280,18 +280,22 @@ async def quote(
 
 
 async def _pending_conflicts(
-    session: AsyncSession, lines: Sequence[QuoteLine]
+    session: AsyncSession, lines: Sequence[QuoteLine], account_id: int
 ) -> list[str]:
+    """Why these lines cannot be ordered now. Another account's pending order is
+    told without its number: that number is none of this account's business."""
     names = {ln.domain for ln in lines if ln.kind in _EXCLUSIVE}
     if not names:
         return []
     rows = (await session.execute(
-        select(OrderLine.domain_name, Order.number).join(Order, Order.id == OrderLine.order_id)
+        select(OrderLine.domain_name, Order.number, Order.account_id)
+        .join(Order, Order.id == OrderLine.order_id)
         .where(Order.status == OrderStatus.PENDING_PAYMENT, OrderLine.domain_name.in_(names),
                OrderLine.kind.in_([k.value for k in _EXCLUSIVE]))
     )).all()
-    return [f"{shown(name)} is already in order {number}, awaiting payment"
-            for name, number in sorted(set(rows))]
+    return sorted({f"{shown(name)} is already in order {number}, awaiting payment"
+                   if owner == account_id else f"{shown(name)} is already being ordered"
+                   for name, number, owner in rows})
 
 
 async def create_order(
@@ -303,7 +307,7 @@ async def create_order(
         raise InvalidRequest([f"account {account_id} does not exist"])
     buyer = buyer_of(account)
     lines = await price_items(session, config, account_id, items, today, buyer.language)
-    conflicts = await _pending_conflicts(session, lines)
+    conflicts = await _pending_conflicts(session, lines, account_id)
     if conflicts:
         raise InvalidRequest(conflicts)
     q = _quote(config, lines, buyer)

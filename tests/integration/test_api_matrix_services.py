@@ -360,6 +360,22 @@ async def test_every_endpoint_is_in_a_matrix(db: Database) -> None:
         assert len(driven) == len(served) - len(NOT_IN_MATRIX) >= 79
 
 
+async def test_another_clients_order_is_not_named(db: Database) -> None:
+    """Two clients may race to register a name: the loser is refused, and is not
+    told the winner's order number (its own, it is)."""
+    async with running_api(db, api_config(mail_mx_hosts=MX_HOSTS)) as api:
+        world = await build_services(api)
+        register = {"items": [{"kind": "register", "domain": "race.example"}]}
+        mine = await _leader(world, "POST", f"{B}/orders", register)
+        theirs = await send(api, "POST", f"{B}/orders", world.tokens["other_client"],
+                            register, {})
+        assert theirs.status == 400 and theirs.body["reasons"] == [
+            "race.example is already being ordered"], theirs.text
+        assert mine.body["number"] not in theirs.text
+        again = await send(api, "POST", f"{B}/orders", world.tokens["delegate"], register, {})
+        assert again.status == 400 and mine.body["number"] in again.text
+
+
 async def test_invoices_of_a_users_domains_only(db: Database) -> None:
     """view_invoices on one.example shows the invoices and payments of orders about
     one.example alone: not those spanning paid.example too, nor paid.example's own.
