@@ -68,6 +68,7 @@ EMPTY: Node = ()
 WILDCARD_LABEL = b"\x01*"
 RETIRE_SLICE = 2_000  # names of a replaced zone freed per event-loop turn
 RETIRE_WAIT_S = 0.05  # how soon to look again at a replaced zone still in use
+RETIRE_PAUSE_S = 0.001  # between two slices
 
 
 class ZoneIndexError(Exception):
@@ -523,7 +524,7 @@ class ZoneTable:
             if not nodes:
                 del retired[i]
             del zone
-            loop.call_soon(self._reap)
+            loop.call_later(RETIRE_PAUSE_S, self._reap)  # a pause: see feed.RELOAD_PAUSE_S
             return
         if retired:
             loop.call_later(RETIRE_WAIT_S, self._reap)

@@ -8,13 +8,13 @@ presentation-format parsing.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 import dns.rdatatype
-from sqlalchemy import Executable, case, null, select
+from sqlalchemy import Select, case, null, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,7 +63,8 @@ async def load_zones(
     heads = await load_zone_heads(session, names)
     grouped: dict[int, list[StoredRRset]] = {h.zone_id: [h.soa] for h in heads}
     if heads:
-        async for rrsets in stream_rrsets(session, names):
+        ids = None if names is None else [h.zone_id for h in heads]
+        async for rrsets in stream_rrsets(session, ids):
             for zone_id, rrset in rrsets:
                 if zone_id in grouped:
                     grouped[zone_id].append(rrset)
@@ -91,9 +92,9 @@ async def load_zone_heads(
 
 
 async def stream_rrsets(
-    session: AsyncSession, names: Iterable[str] | None = None, batch_rows: int = 500
+    session: AsyncSession, zone_ids: Sequence[int] | None = None, batch_rows: int = 1000
 ) -> AsyncIterator[list[tuple[int, StoredRRset]]]:
-    """Every RRset of the named zones (all zones when `names` is None) but the
+    """Every RRset of these zones (all zones when `zone_ids` is None) but the
     SOA, as (zone_id, rrset), ordered by zone, a batch at a time: a caller
     that indexes each batch before asking for the next never holds a big zone
     twice, and the event loop gets a turn between batches."""
@@ -102,12 +103,11 @@ async def stream_rrsets(
         .join(Record, Record.rrset_id == RRset.id)
         .order_by(RRset.zone_id, RRset.id, Record.id)
     )
-    if names is not None:
-        wanted = list(names)
-        if not wanted:
+    if zone_ids is not None:
+        if not zone_ids:
             return
-        query = query.join(Zone, Zone.id == RRset.zone_id).where(Zone.name.in_(wanted))
-    async for batch in _stream_rrsets(session, query, batch_rows):
+        query = query.where(RRset.zone_id.in_([int(i) for i in zone_ids]))
+    async for batch in _stream_rrsets(session, query, batch_rows, from_driver=True):
         yield batch
 
 
@@ -218,7 +218,7 @@ async def load_rrsets(
 
 
 async def _stream_rrsets(
-    session: AsyncSession, query: Executable, batch_rows: int = 500
+    session: AsyncSession, query: Select[int, str, int, int, bytes], batch_rows: int = 1000, from_driver: bool = False
 ) -> AsyncIterator[list[tuple[int, StoredRRset]]]:
     """Group (zone_id, name, rdtype, ttl, wire) rows, ordered by RRset, into
     RRsets, yielded in batches of about `batch_rows` rows (an RRset is never
@@ -226,18 +226,46 @@ async def _stream_rrsets(
     current: tuple[int, str, int] | None = None
     ttl = 0
     wires: list[bytes] = []
-    result = await session.stream(query)
-    async for partition in result.partitions(batch_rows):
+    async for rows in _batches(session, query, batch_rows, from_driver):
         batch: list[tuple[int, StoredRRset]] = []
-        for row in partition:
-            zone_id, name, rdtype, row_ttl, wire = cast(tuple[int, str, int, int, bytes], row)
+        for zone_id, name, rdtype, row_ttl, wire in rows:
             key = (zone_id, name, rdtype)
             if key != current:
                 if current is not None:
                     batch.append((current[0], StoredRRset(current[1], current[2], ttl, tuple(wires))))
                 current, ttl, wires = key, row_ttl, []
             wires.append(wire)
-        del partition
+        del rows
         yield batch
     if current is not None:
         yield [(current[0], StoredRRset(current[1], current[2], ttl, tuple(wires)))]
+
+
+async def _batches(
+    session: AsyncSession, query: Select[int, str, int, int, bytes], batch_rows: int, from_driver: bool
+) -> AsyncIterator[Sequence[Sequence[Any]]]:
+    """The rows of `query`. `from_driver` (only for a query whose parameters
+    are all integers: they are rendered into the SQL) reads them from the
+    driver itself, in the session's transaction: sqlite3 and asyncpg build
+    rows in C, where SQLAlchemy's result rows cost about 5 us each on the
+    event loop (half of the time spent loading a zone)."""
+    conn = await session.connection()
+    dialect = conn.dialect
+    if not from_driver or dialect.name not in ("sqlite", "postgresql"):
+        result = await session.stream(query)
+        async for partition in result.partitions(batch_rows):
+            yield partition
+        return
+    sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    driver: Any = (await conn.get_raw_connection()).driver_connection
+    if dialect.name == "sqlite":  # aiosqlite
+        cursor = await driver.execute(sql)
+        try:
+            while rows := await cursor.fetchmany(batch_rows):
+                yield rows
+        finally:
+            await cursor.close()
+    else:  # asyncpg, inside the transaction SQLAlchemy began (cursors need one)
+        pg_cursor = await driver.cursor(sql)
+        while rows := await pg_cursor.fetch(batch_rows):
+            yield rows
