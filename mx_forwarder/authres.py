@@ -142,7 +142,15 @@ class _Answers:
         return answer
 
     async def fetch(self, keys: Iterable[Key]) -> None:
-        todo = [k for k in dict.fromkeys(keys) if k not in self.got]
+        todo = []
+        for k in dict.fromkeys(keys):
+            if k in self.got:
+                continue
+            answer = None if self.local_only else self.cache.cached(k)
+            if answer is None:
+                todo.append(k)
+            else:  # no task, no turn of the loop for what the cache has
+                self.got[k] = answer
         if not todo:
             return
         self.lookups += len(todo)

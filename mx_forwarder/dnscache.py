@@ -98,13 +98,13 @@ class DnsCache:
             del self._entries[k]
             return None
         self._entries.move_to_end(k)
+        metrics.AUTH_DNS_HIT.inc()
         return answer
 
     async def lookup(self, name: str, rdtype: str) -> Answer:
         k = key(name, rdtype)
         answer = self.cached(k)
         if answer is not None:
-            metrics.AUTH_DNS.labels("hit").inc()
             return answer
         if self.max_entries <= 0:
             return await self._query(k)

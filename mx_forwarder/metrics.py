@@ -23,3 +23,4 @@ AUTH_DNS = Counter("zonehost_mx_auth_dns_lookups",
                    "DNS lookups of the inbound checks (SPF, DKIM keys, DMARC), by outcome: "
                    "hit (cache), shared (a query in flight), found, nxdomain, nodata, failed",
                    ["outcome"])
+AUTH_DNS_HIT = AUTH_DNS.labels("hit")

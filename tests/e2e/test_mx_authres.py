@@ -21,6 +21,7 @@ import dns.rdatatype
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from prometheus_client import REGISTRY
 
 from mx_forwarder.authres import DnsAuthChecker
 from mx_forwarder.dnscache import DnsCache, Status
@@ -140,9 +141,12 @@ async def test_checks_pass_through_an_spf_include_chain_then_come_from_the_cache
     # three SPF records, the key, _dmarc: all kept
     assert len(cache) == 5
     entries = dict(cache._entries)
+    hits = REGISTRY.get_sample_value("zonehost_mx_auth_dns_lookups_total", {"outcome": "hit"})
     again = await checker.check(client_ip="127.0.0.1", helo="client.test",
                                 mail_from="alice@sender.test", data=data)
     assert again == header
+    assert REGISTRY.get_sample_value("zonehost_mx_auth_dns_lookups_total",
+                                     {"outcome": "hit"}) == (hits or 0) + 5
     assert dict(cache._entries).keys() == entries.keys()
     assert all(cache._entries[k][0] == entries[k][0] for k in entries)  # nothing fetched anew
     # a client outside the SPF record fails SPF, DKIM still passes and aligns
