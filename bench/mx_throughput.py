@@ -19,16 +19,21 @@ every server and sink on loopback.
    every message that had its 250 must reach the sink. `--kills` rounds;
    reports lost (must be 0) and duplicates (at most the deliveries in flight).
 
-4. With `--sign`, the throughput and latency runs again on SQLite with
-   Authentication-Results on (SPF, DMARC from `zonehost nameserver` on the
-   bench's store), then with our own DKIM signature and ARC seal on top
-   (2048-bit RSA key made for the run): the cost of each.
-
 zonehost runs as `python -m zonehost mx-forwarder` with its defaults (FULL
-fsync on SQLite, alias cache, 20 delivery workers). Postfix gets its own
-config, queue and data folders in a temporary folder, chroot off, logging
-to a file there. Every process is stopped and the folder and databases
-removed at the end, also on error or Ctrl-C.
+fsync on SQLite, alias cache, 20 delivery workers, Authentication-Results
+on). The senders' SPF (an include chain: three TXT lookups), DKIM key and
+DMARC records come from `zonehost nameserver` on the bench's store (its CPU
+is not counted), and every message carries the sender's DKIM signature, so
+the checks do real lookups and a real RSA verification. On SQLite the
+throughput and latency runs are repeated with Authentication-Results off,
+and with mail from a sender whose records all have TTL 0 (every message
+looks everything up again: the forwarder's DNS cache cannot help). With
+`--sign`, once more with our own DKIM signature and ARC seal on top
+(2048-bit RSA key made for the run). Postfix checks no SPF, DKIM or DMARC
+in its default configuration; it gets its own config, queue and data
+folders in a temporary folder, chroot off, logging to a file there. Every
+process is stopped and the folder and databases removed at the end, also
+on error or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -67,8 +72,20 @@ FILLER = (b"y" * 62 + b"\r\n") * 31  # with the header: about 2 KiB
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
 
-def message(tag: bytes = b"-") -> bytes:
-    return (b"Subject: bench\r\nFrom: a@sender.test\r\nX-Bench: " + tag + b"\r\n\r\n" + FILLER)
+SENDER = "sender.test"  # records with TTL 300 (cached)
+COLD_SENDER = "cold.test"  # the same records with TTL 0 (looked up for every message)
+SIGNED: dict[str, bytes] = {}  # sender domain -> its DKIM-Signature field (BenchDns)
+
+
+def base_message(domain: str) -> bytes:
+    return (f"Subject: bench\r\nFrom: a@{domain}\r\nTo: {ALIAS}\r\n"
+            f"Date: Sat, 28 Nov 2026 10:00:00 +0000\r\nMessage-ID: <bench@{domain}>\r\n"
+            "\r\n").encode() + FILLER
+
+
+def message(tag: bytes = b"-", domain: str = SENDER) -> bytes:
+    """2 KiB, signed by `domain` (X-Bench is outside the signature)."""
+    return SIGNED.get(domain, b"") + b"X-Bench: " + tag + b"\r\n" + base_message(domain)
 
 
 def free_port() -> int:
@@ -93,16 +110,27 @@ def wait_port(port: int, timeout_s: float = 60) -> None:
 # -- the sink ---------------------------------------------------------------
 
 
-def sink_main(port: int, counter: Any, ready: Any, records: Any) -> None:
+def sink_main(port: int, counter: Any, ready: Any, records: Any, results: Any) -> None:
     """An aiosmtpd sink; counts recipients and, when `records` is set, reports
-    (X-Bench tag, arrival time in monotonic ns) of each message."""
+    (X-Bench tag, arrival time in monotonic ns) of each message; `results`
+    gets the Authentication-Results of the first message that has one."""
+    import re
+
     from aiosmtpd.smtp import SMTP
+
+    reported: list[bool] = []
 
     class Handler:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             now = time.monotonic_ns()
             with counter.get_lock():
                 counter.value += len(envelope.rcpt_tos)
+            if not reported:
+                found = re.search(rb"(?:^|\n)Authentication-Results: [^;]*;(.*?)\r\n(?![ \t])",
+                                  envelope.original_content, re.DOTALL)
+                if found:
+                    reported.append(True)
+                    results.put(b" ".join(found.group(1).split()).decode())
             if records is not None:
                 data: bytes = envelope.original_content
                 start = data.find(b"X-Bench: ")
@@ -128,9 +156,11 @@ class Sink:
         self.port = free_port()
         self.counter = multiprocessing.Value("l", 0)
         self.records: Any = multiprocessing.Queue() if record else None
+        self.results: Any = multiprocessing.Queue()
         ready = multiprocessing.Event()
         self.process = multiprocessing.Process(
-            target=sink_main, args=(self.port, self.counter, ready, self.records), daemon=True)
+            target=sink_main, args=(self.port, self.counter, ready, self.records, self.results),
+            daemon=True)
         self.process.start()
         if not ready.wait(30):
             raise RuntimeError("the sink did not start")
@@ -152,6 +182,12 @@ class Sink:
             self.drain()
             time.sleep(0.002)
         self.drain()
+
+    def auth_results(self) -> str:
+        try:
+            return str(self.results.get(timeout=1))
+        except queue_mod.Empty:
+            return "none"
 
     def stop(self) -> None:
         self.process.terminate()
@@ -208,6 +244,7 @@ def children_of(pid: int) -> list[int]:
 class Server(Protocol):
     label: str
     port: int
+    sender: str  # the domain its traffic comes from
 
     def start(self, sink_port: int) -> None: ...
     def stop(self) -> None: ...
@@ -215,10 +252,13 @@ class Server(Protocol):
 
 
 class Zonehost:
-    def __init__(self, label: str, url: str, workdir: Path, **settings: str) -> None:
+    def __init__(self, label: str, url: str, workdir: Path, dns_port: int,
+                 sender: str = SENDER, **settings: str) -> None:
         self.label = label
         self.url = url
         self.workdir = workdir
+        self.dns_port = dns_port
+        self.sender = sender
         self.settings = settings
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = free_port()
@@ -230,8 +270,7 @@ class Zonehost:
             "ZONEHOST_MX_FORWARDER_SRS_KEYS": "bench-key",
             "ZONEHOST_MX_FORWARDER_HOSTNAME": "mx.bench.test",
             "ZONEHOST_MX_FORWARDER_TRANSPORT": f"dest.test=127.0.0.1:{sink_port}",
-            "ZONEHOST_MX_FORWARDER_RESOLVER": "127.0.0.1:9",
-            "ZONEHOST_MX_FORWARDER_AUTH_RESULTS": "false",  # no DNS here; Postfix checks none
+            "ZONEHOST_MX_FORWARDER_RESOLVER": f"127.0.0.1:{self.dns_port}",  # BenchDns
             "ZONEHOST_MX_FORWARDER_MAX_MESSAGES_PER_CLIENT_PER_MINUTE": "10000000",
             "ZONEHOST_MX_FORWARDER_MAX_CONNECTIONS_PER_CLIENT": "1000",
         })
@@ -269,6 +308,7 @@ class Postfix:
     """Postfix 3.7 as a virtual-alias forwarder to the sink, on its own folders."""
 
     label = "Postfix 3.7"
+    sender = SENDER
 
     def __init__(self, workdir: Path) -> None:
         self.dir = workdir / f"postfix-{uuid.uuid4().hex[:6]}"
@@ -348,18 +388,18 @@ class Postfix:
 # -- load -------------------------------------------------------------------
 
 
-def send_burst(port: int, total: int) -> float:
+def send_burst(port: int, total: int, sender: str = SENDER) -> float:
     """`total` messages from SENDERS threads; seconds until the last 250."""
     per = [total // SENDERS + (1 if i < total % SENDERS else 0) for i in range(SENDERS)]
     errors: list[BaseException] = []
-    body = message()
+    body = message(domain=sender)
 
     def worker(n: int) -> None:
         try:
             with smtplib.SMTP("127.0.0.1", port, timeout=120) as c:
                 c.ehlo("bench.test")
                 for _ in range(n):
-                    c.sendmail("alice@sender.test", [ALIAS], body)
+                    c.sendmail(f"alice@{sender}", [ALIAS], body)
         except BaseException as exc:  # noqa: BLE001  (reported below)
             errors.append(exc)
 
@@ -374,8 +414,8 @@ def send_burst(port: int, total: int) -> float:
     return time.perf_counter() - start
 
 
-def send_steady(port: int, rate: float, seconds: float,
-                threads: int = 10) -> tuple[dict[str, int], dict[str, int]]:
+def send_steady(port: int, rate: float, seconds: float, threads: int = 10,
+                sender: str = SENDER) -> tuple[dict[str, int], dict[str, int]]:
     """Message i is due at start + i/rate, sent from one of `threads` connections;
     (tag -> due time, tag -> time the client actually began the transaction), in ns."""
     total = int(rate * seconds)
@@ -396,7 +436,7 @@ def send_steady(port: int, rate: float, seconds: float,
                     tag = f"s{i}"
                     scheduled[tag] = at
                     began[tag] = time.monotonic_ns()
-                    c.sendmail("alice@sender.test", [ALIAS], message(tag.encode()))
+                    c.sendmail(f"alice@{sender}", [ALIAS], message(tag.encode(), sender))
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
 
@@ -457,22 +497,23 @@ def run_throughput(server: Server, total: int) -> Throughput:
     sink = Sink(record=False)
     try:
         server.start(sink.port)
-        send_burst(server.port, min(100, total))  # warm up: imports, caches, connections
+        send_burst(server.port, min(100, total), server.sender)  # warm up: imports, caches
         sink.wait_count(min(100, total))
         sink.counter.value = 0
         cpu0 = server.cpu_s()
         start = time.perf_counter()
-        accept_s = send_burst(server.port, total)
+        accept_s = send_burst(server.port, total, server.sender)
         sink.wait_count(total)
         deliver_s = time.perf_counter() - start
         cpu = server.cpu_s() - cpu0
+        checks = sink.auth_results()
     finally:
         server.stop()
         sink.stop()
     result = Throughput(total / accept_s, total / deliver_s, 1000 * cpu / total)
-    print(f"{server.label:<24} accepted {result.accepted_per_s:7.0f}/s   delivered "
+    print(f"{server.label:<34} accepted {result.accepted_per_s:7.0f}/s   delivered "
           f"{result.delivered_per_s:7.0f}/s   CPU {result.cpu_ms_per_message:5.2f} ms/message"
-          f"   ({total} messages, load {os.getloadavg()[0]:.1f})", flush=True)
+          f"   ({total} messages, load {os.getloadavg()[0]:.1f}; A-R: {checks})", flush=True)
     return result
 
 
@@ -488,9 +529,9 @@ def run_latency(server: Server, rate: float, seconds: float) -> Latency:
     sink = Sink(record=True)
     try:
         server.start(sink.port)
-        send_burst(server.port, 50)
+        send_burst(server.port, 50, server.sender)
         sink.wait_count(50)
-        scheduled, began = send_steady(server.port, rate, seconds)
+        scheduled, began = send_steady(server.port, rate, seconds, sender=server.sender)
         sink.wait_count(50 + len(scheduled), timeout_s=120)
         deadline = time.monotonic() + 10  # the sink's reports trail its counter a little
         while not scheduled.keys() <= {tag for tag, _ in sink.drain()}:
@@ -505,7 +546,7 @@ def run_latency(server: Server, rate: float, seconds: float) -> Latency:
     late = [(began[tag] - at) / 1e6 for tag, at in scheduled.items()]
     result = Latency(percentile(delays, 50), percentile(delays, 99), max(delays),
                      percentile(late, 99))
-    print(f"{server.label:<24} {rate:.0f} messages/s for {seconds:.0f} s: submission to arrival "
+    print(f"{server.label:<34} {rate:.0f} messages/s for {seconds:.0f} s: submission to arrival "
           f"p50 {result.p50_ms:.1f} ms   p99 {result.p99_ms:.1f} ms   max {result.max_ms:.1f} ms"
           f"   (client late p99 {result.late_p99_ms:.1f} ms)", flush=True)
     return result
@@ -552,7 +593,7 @@ def run_kills(server: Zonehost, rounds: int, kill_after_s: float) -> Crash:
     counts = Counter(tag for tag, _ in sink.drain())
     crash = Crash(len(acked), len(acked - set(counts)),
                   sum(n - 1 for n in counts.values() if n > 1))
-    print(f"{server.label:<24} SIGKILL under load x{rounds}: {crash.acked} messages acknowledged, "
+    print(f"{server.label:<34} SIGKILL under load x{rounds}: {crash.acked} messages acknowledged, "
           f"{crash.lost} lost, {crash.duplicates} delivered twice", flush=True)
     return crash
 
@@ -560,29 +601,45 @@ def run_kills(server: Zonehost, rounds: int, kill_after_s: float) -> Crash:
 # -- the store --------------------------------------------------------------
 
 
+def _key_record(key: Any) -> tuple[bytes, str]:
+    """(PEM private key, TXT rdata of its DKIM public key record)."""
+    from cryptography.hazmat.primitives import serialization
+
+    pem = key.private_bytes(serialization.Encoding.PEM,
+                            serialization.PrivateFormat.TraditionalOpenSSL,
+                            serialization.NoEncryption())
+    der = key.public_key().public_bytes(serialization.Encoding.DER,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    text = "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode()
+    return pem, " ".join(f'"{text[i:i + 200]}"' for i in range(0, len(text), 200))
+
+
 class BenchDns:
-    """`zonehost nameserver` on the bench's store, with the sender's SPF and
-    DMARC records and the public key of a signing key made for the run."""
+    """`zonehost nameserver` on the bench's store: the senders' SPF (an include
+    chain), DKIM key and DMARC records (sender.test with TTL 300, cold.test the
+    same with TTL 0), and the public key of our own signing key for `--sign`.
+    Fills SIGNED with each sender's DKIM-Signature of the bench message."""
 
     def __init__(self, url: str, workdir: Path) -> None:
-        from cryptography.hazmat.primitives import serialization
+        import dkim
         from cryptography.hazmat.primitives.asymmetric import rsa
 
         self.url = url
         self.port = free_port()
         self.key_file = workdir / "dkim.pem"
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.key_file.write_bytes(key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption()))
-        der = key.public_key().public_bytes(serialization.Encoding.DER,
-                                            serialization.PublicFormat.SubjectPublicKeyInfo)
-        text = "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode()
-        txt = " ".join(f'"{text[i:i + 200]}"' for i in range(0, len(text), 200))
+        pem, txt = _key_record(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        self.key_file.write_bytes(pem)
+        sender_pem, sender_txt = _key_record(
+            rsa.generate_private_key(public_exponent=65537, key_size=2048))
         soa = "@ 300 IN SOA ns1.{z}. hostmaster.{z}. 1 3600 600 86400 300\n@ 300 IN NS ns1.{z}.\n"
+        sender = ('@ {ttl} IN TXT "v=spf1 include:_spf.{z} -all"\n'
+                  '_spf {ttl} IN TXT "v=spf1 ip4:192.0.2.0/24 include:_out.{z} -all"\n'
+                  '_out {ttl} IN TXT "v=spf1 ip4:198.51.100.0/24 ip4:127.0.0.1 -all"\n'
+                  '_dmarc {ttl} IN TXT "v=DMARC1; p=reject"\n'
+                  's1._domainkey {ttl} IN TXT {key}\n')
         zones = {
-            "sender.test": '@ 300 IN TXT "v=spf1 ip4:127.0.0.1 -all"\n'
-                           '_dmarc 300 IN TXT "v=DMARC1; p=none"\n',
+            SENDER: sender.format(ttl=300, z=SENDER, key=sender_txt),
+            COLD_SENDER: sender.format(ttl=0, z=COLD_SENDER, key=sender_txt),
             "fwd.bench.test": f"bench._domainkey 300 IN TXT {txt}\n",
         }
         env = self.env()
@@ -591,6 +648,10 @@ class BenchDns:
             path.write_text(f"$ORIGIN {name}.\n" + soa.format(z=name) + records)
             subprocess.run([sys.executable, "-m", "zonehost", "zone", "import", name, str(path)],
                            env=env, cwd=workdir, check=True, capture_output=True)
+            if name in (SENDER, COLD_SENDER):
+                SIGNED[name] = dkim.sign(
+                    base_message(name), b"s1", name.encode(), sender_pem,
+                    include_headers=[b"from", b"to", b"subject", b"date", b"message-id"])
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "zonehost", "nameserver", "--listen",
              f"127.0.0.1:{self.port}"],
@@ -618,12 +679,9 @@ class BenchDns:
         env["ZONEHOST_DATABASE_URL"] = self.url
         return env
 
-    def settings(self, sign: bool) -> dict[str, str]:
-        values = {"auth_results": "true", "resolver": f"127.0.0.1:{self.port}"}
-        if sign:
-            values.update(sign_dkim="true", sign_arc="true", signing_domain="fwd.bench.test",
-                          signing_selector="bench", signing_key_file=str(self.key_file))
-        return values
+    def signing(self) -> dict[str, str]:
+        return {"sign_dkim": "true", "sign_arc": "true", "signing_domain": "fwd.bench.test",
+                "signing_selector": "bench", "signing_key_file": str(self.key_file)}
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -688,7 +746,7 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--kill-after", type=float, default=1.5)
     parser.add_argument("--sign", action="store_true",
-                        help="also SQLite with Authentication-Results, then with DKIM + ARC")
+                        help="also SQLite with our own DKIM signature and ARC seal")
     parser.add_argument("--skip", default="", help="comma list of: throughput,latency,kill")
     parser.add_argument("--nice", type=int, default=-10 if os.geteuid() == 0 else 0,
                         help="niceness of the bench, the servers and their scheduling groups "
@@ -714,21 +772,27 @@ def run(args: argparse.Namespace, skip: set[str]) -> int:
         work = Path(tmp)
         work.chmod(0o755)  # Postfix's daemons run as user postfix
         servers: list[Callable[[], Server]] = []
+        killed: list[Callable[[], Server]] = []  # the SIGKILL runs: default configuration
         sqlite_url = f"sqlite+aiosqlite:///{work / 'bench.sqlite3'}"
         prepare_store(sqlite_url)
-        servers.append(lambda: Zonehost("zonehost (SQLite)", sqlite_url, work))
+        bench_dns = BenchDns(sqlite_url, work)
+        stack.callback(bench_dns.stop)
+        ns = bench_dns.port
+        servers.append(lambda: Zonehost("zonehost (SQLite)", sqlite_url, work, ns))
+        killed.append(servers[-1])
+        servers.append(lambda: Zonehost("zonehost (SQLite, A-R off)", sqlite_url, work, ns,
+                                        auth_results="false"))
+        servers.append(lambda: Zonehost("zonehost (SQLite, senders' TTL 0)", sqlite_url, work,
+                                        ns, sender=COLD_SENDER))
         if args.sign:
-            bench_dns = BenchDns(sqlite_url, work)
-            stack.callback(bench_dns.stop)
-            servers.append(lambda: Zonehost("zonehost (SQLite, A-R)", sqlite_url, work,
-                                            **bench_dns.settings(sign=False)))
-            servers.append(lambda: Zonehost("zonehost (SQLite, A-R+sign)", sqlite_url, work,
-                                            **bench_dns.settings(sign=True)))
+            servers.append(lambda: Zonehost("zonehost (SQLite, + DKIM + ARC)", sqlite_url, work,
+                                            ns, **bench_dns.signing()))
         pg_url = None
         if args.pg:
             pg_url = stack.enter_context(pg_database(args.pg))
             prepare_store(pg_url)
-            servers.append(lambda: Zonehost("zonehost (PostgreSQL)", pg_url, work))
+            servers.append(lambda: Zonehost("zonehost (PostgreSQL)", pg_url, work, ns))
+            killed.append(servers[-1])
         if not args.no_postfix:
             if shutil.which("postfix") is None:
                 print("postfix is not installed (apt-get install postfix): no comparison")
@@ -752,7 +816,7 @@ def run(args: argparse.Namespace, skip: set[str]) -> int:
             for make in servers:
                 run_latency(make(), args.rate, args.seconds)
         if "kill" not in skip and args.kills > 0:
-            for make in servers[: 2 if args.pg else 1]:
+            for make in killed:
                 server = make()
                 assert isinstance(server, Zonehost)
                 run_kills(server, args.kills, args.kill_after)
