@@ -81,11 +81,15 @@ class TransferRequest:
 # A cached reply: (reply without its ID, statistics key, outcome (for RRL),
 # end of the question in the query, (origin, token) of the zones it was
 # computed from: tokens, not zones, so the cache keeps no old zone alive).
-_Entry = tuple[bytes, StatKey, Outcome, int, tuple[tuple[bytes, object], ...]]
+# Only strings, numbers, bytes and plain objects, no enum members: the
+# collector then stops tracking an entry after its first pass, instead of
+# walking 40,000 of them on every full collection (24 ms of CPU each, and
+# 4-6 ms per middle-generation pass, measured under dnsperf).
+_Entry = tuple[bytes, StatKey, str, int, tuple[tuple[bytes, object], ...]]
 # ... and for a reply carrying a server cookie: when the cookie is due for
 # renewal (wall clock), and whether the client's cookie was valid.
 _CookieEntry = tuple[
-    bytes, StatKey, Outcome, int, tuple[tuple[bytes, object], ...], float, bool
+    bytes, StatKey, str, int, tuple[tuple[bytes, object], ...], float, bool
 ]
 
 
@@ -112,7 +116,8 @@ _COUNTS_OPT = b"\x00\x01\x00\x00\x00\x00\x00\x01"  # ... and one additional reco
 _ROOT_OPT = b"\x00\x00\x29"  # root owner, TYPE 41
 _DIRECT_HEAD = struct.Struct("!HHHHH")  # flags and the four counts
 _DIRECT = Answer(Outcome.ANSWER, Rcode.NOERROR, True)  # what answer_at_qname stands for
-_BY_QNAME = frozenset({Outcome.ANSWER, Outcome.NODATA})  # RRL: else counted per zone
+_BY_QNAME = frozenset({Outcome.ANSWER.value, Outcome.NODATA.value})  # RRL: else per zone
+_ANSWER = Outcome.ANSWER.value
 
 
 class Responder:
@@ -301,13 +306,13 @@ class Responder:
             )
         except Exception:  # noqa: BLE001  (malformed, or a bug: the full path judges and logs)
             return None
-        stat: StatKey = (transport, zone.origin_text, qtype, Rcode.NOERROR)
+        stat: StatKey = (transport, zone.origin_text, qtype, 0)
         stat = self._stats.setdefault(stat, stat)
         self.metrics.hits[stat] += 1
         deps = self._deps.get(zone.origin)
         if deps is None or deps[0][1] is not zone.token:
             deps = self._deps[zone.origin] = ((zone.origin, zone.token),)
-        self._caches[transport].put(data, pos, (reply[2:], stat, Outcome.ANSWER, end, deps))
+        self._caches[transport].put(data, pos, (reply[2:], stat, _ANSWER, end, deps))
         return reply
 
     def _general(self, query: Query, data: bytes, peer: Peer, transport: str) -> bytes | None:
@@ -404,13 +409,13 @@ class Responder:
         is kept for that client only, until the cookie is due for renewal."""
         if len(zones) == 1:
             zone = zones[0]
-            stat: StatKey = (transport, zone.origin_text, query.qtype, ans.rcode)
+            stat: StatKey = (transport, zone.origin_text, query.qtype, int(ans.rcode))
             shared = self._deps.get(zone.origin)
             if shared is None or shared[0][1] is not zone.token:
                 shared = self._deps[zone.origin] = ((zone.origin, zone.token),)
             deps: tuple[tuple[bytes, object], ...] = shared
         else:
-            stat = (transport, zones[0].origin_text if zones else "", query.qtype, ans.rcode)
+            stat = (transport, zones[0].origin_text if zones else "", query.qtype, int(ans.rcode))
             deps = tuple((zone.origin, zone.token) for zone in zones)
         # Entries share these small tuples: ~150 bytes less per cached reply.
         stat = self._stats.setdefault(stat, stat)
@@ -418,7 +423,7 @@ class Responder:
         if reply[2] & (TC >> 8):
             self.metrics.truncated[transport] += 1
         question_end = 12 + len(query.question)
-        entry: _Entry = (reply[2:], stat, ans.outcome, question_end, deps)
+        entry: _Entry = (reply[2:], stat, ans.outcome.value, question_end, deps)
         if cacheable and query.tsig_offset is None:
             self._caches[transport].put(data, question_end - 4, entry)
         elif (
@@ -441,7 +446,7 @@ class Responder:
             name = data[12 : question_end - 4].lower()
         else:
             name = deps[0][0] if deps else b""
-        action = self.rrl.decide(peer[0], outcome.value, name)
+        action = self.rrl.decide(peer[0], outcome, name)
         if action is Action.SEND:
             return reply
         if action is Action.DROP:
