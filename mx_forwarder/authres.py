@@ -87,9 +87,17 @@ _TOKEN = re.compile(r"[A-Za-z0-9._@+-]+")
 
 
 def _pvalue(text: str) -> str:
-    """A property value: as it is when plain, else a quoted string."""
+    """A property value: as it is when plain, else a quoted string; ASCII only
+    (a domain in U-labels as A-labels), or our ARC seal cannot parse it back."""
     if _TOKEN.fullmatch(text):
         return text
+    if not text.isascii():
+        try:
+            text = text.encode("idna").decode("ascii")
+        except UnicodeError:
+            text = text.encode("ascii", "replace").decode("ascii")
+        if _TOKEN.fullmatch(text):
+            return text
     clean = "".join(c for c in text if c.isprintable())[:255]
     return '"' + clean.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -342,8 +350,8 @@ class DnsAuthChecker:
                 return "pass" if verifier.verify(idx=index, dnsfunc=answers.txt) else "fail"
             except _KeyUnavailable:
                 return TEMPERROR
-            except dkim.ValidationError:  # e.g. the body hash does not match
-                return "fail"
+            except dkim.ValidationError as exc:  # the body changed, or a malformed signature
+                return "fail" if str(exc).startswith("body hash mismatch") else "permerror"
             except (_NoKey, dkim.DKIMException):
                 return "permerror"
 

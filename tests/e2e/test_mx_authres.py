@@ -14,6 +14,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import authres
 import dkim
 import dns.asyncquery
 import dns.message
@@ -162,6 +163,10 @@ async def test_dkim_and_dmarc_outcomes(nameserver: Nameserver) -> None:
     r = await checker.results(client_ip="198.51.100.7", helo="c.test",
                               mail_from="bob@ttl.test", data=tampered)
     assert (r.spf, r.dkim, r.dmarc) == ("none", (("fail", "sender.test"),), "fail")
+    malformed = data.replace(b" bh=", b" xh=", 1)  # no body hash tag
+    r = await checker.results(client_ip="127.0.0.1", helo="c.test",
+                              mail_from="alice@sender.test", data=malformed)
+    assert r.dkim == (("permerror", "sender.test"),)
     no_key = message(selector=b"gone")
     r = await checker.results(client_ip="127.0.0.1", helo="c.test",
                               mail_from="alice@sender.test", data=no_key)
@@ -281,3 +286,40 @@ async def test_slow_resolver_holds_up_only_its_own_message(db: Database,
     finally:
         await handle.close()
         await sink.close()
+
+
+BAD_INPUT = [  # (client address, HELO, MAIL FROM, message)
+    ("127.0.0.1", "h.test", "a@sender.test",
+     b"DKIM-Signature: garbage\r\nFrom: a@sender.test\r\n\r\nx\r\n"),
+    ("127.0.0.1", "h.test", "a@sender.test",
+     b"DKIM-Signature: v=1; a=rsa-sha256; d=sender.test; s=" + b"x" * 300
+     + b"; h=from; bh=AAAA; b=AAAA\r\nFrom: a@sender.test\r\n\r\nx\r\n"),
+    ("127.0.0.1", "h.test", "a@sender.test",
+     b"DKIM-Signature: v=1; d=\xff\xfe.test; s=s1\r\nFrom: a@sender.test\r\n\r\nx\r\n"),
+    ("127.0.0.1", "h.test", "a@sender.test",
+     "DKIM-Signature: v=1; d=s\u00e9nder.test; s=s1\r\nFrom: a@s\u00e9nder.test\r\n\r\nx\r\n"
+     .encode()),
+    ("unknown", "h.test", "a@sender.test", b"From: a@[192.0.2.1]\r\n\r\nx\r\n"),
+    ("127.0.0.1", "h.test", "a@s\u00e9nder.test", b"From: =?utf-8?q?x?= <a@..>\r\n\r\nx\r\n"),
+    ("127.0.0.1", "", "", b"no header at all"),
+    ("127.0.0.1", "h.test", "a@sender.test",
+     b"ARC-Seal: i=1; cv=none; d=sender.test; s=s1; b=A\r\nARC-Message-Signature: garbage\r\n"
+     + b"From: a@sender.test\r\n\r\nx\r\n"),
+    ("127.0.0.1", "h.test", "a@sender.test",
+     b"".join(b"DKIM-Signature: v=1; d=d%d.test; s=s\r\n" % i for i in range(50))
+     + b"From: a@sender.test\r\n\r\nx\r\n"),
+]
+
+
+async def test_bad_input_gives_a_well_formed_header(nameserver: Nameserver) -> None:
+    """Whatever comes in, the field parses as RFC 8601 (our ARC seal reads it back)."""
+    checker = DnsAuthChecker("mx.test", ("127.0.0.1", nameserver.port), 1.0)
+    for client, helo, sender, data in BAD_INPUT:
+        header = (await checker.check(client_ip=client, helo=helo, mail_from=sender,
+                                      data=data)).decode()
+        parsed = authres.AuthenticationResultsHeader.parse(
+            header.replace("\r\n\t", " ").strip())
+        assert parsed.authserv_id == "mx.test", header
+    many = await checker.results(client_ip="127.0.0.1", helo="h.test",
+                                 mail_from="a@sender.test", data=BAD_INPUT[-1][3])
+    assert len(many.dkim) == 5  # at most five signatures checked

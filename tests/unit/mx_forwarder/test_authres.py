@@ -21,3 +21,12 @@ def test_header_parses_with_odd_values() -> None:
     assert str(parsed.results[4]).startswith("dmarc=none header.from=")
     helo = AuthResults("pass", "[192.0.2.1]", (), "none", None).to_header("mx.test").decode()
     assert 'smtp.mailfrom="[192.0.2.1]"' in helo and "\tarc=" not in helo
+
+
+def test_header_is_ascii_whatever_the_domains() -> None:
+    results = AuthResults("pass", "s\u00e9nder.test", (("permerror", "\ufffd\ufffd.test"),),
+                          "none", "s\u00e9nder.test")
+    header = results.to_header("mx.test").decode("ascii")
+    assert "smtp.mailfrom=xn--snder-bsa.test" in header  # a U-label as its A-label
+    assert 'header.d="??.test"' in header and "header.from=xn--snder-bsa.test" in header
+    authres.AuthenticationResultsHeader.parse(header.replace("\r\n\t", " ").strip())
