@@ -46,6 +46,7 @@ Request = Callable[[aiohttp.ClientSession, int], Awaitable[None]]
 class Counters:
     def __init__(self) -> None:
         self.statements = 0
+        self.control = 0  # BEGIN, COMMIT, ROLLBACK sent by storage.driver on PostgreSQL
         self.hops = 0
         self.profile = cProfile.Profile(time.thread_time)
 
@@ -77,18 +78,34 @@ class Counters:
 
                 setattr(cls, name, wrap(original))
 
+    def count_transaction_control(self) -> None:
+        """Wrap asyncpg's simple-protocol execute (no arguments): the driver's
+        BEGIN/COMMIT/ROLLBACK, each a round trip of its own."""
+        import asyncpg.connection
+
+        original: Any = asyncpg.connection.Connection.execute
+        counters = self
+
+        async def counted(conn: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+            if not args and query.split(None, 1)[0].upper() in ("BEGIN", "COMMIT", "ROLLBACK"):
+                counters.control += 1
+            return await original(conn, query, *args, **kwargs)
+
+        setattr(asyncpg.connection.Connection, "execute", counted)  # noqa: B010
+
 
 async def measure(label: str, http: aiohttp.ClientSession, one: Request, counters: Counters,
                   requests: int) -> None:
     for i in range(50):  # imports, SQL compilation, pools: not the steady state
         await one(http, i)
     counters.profile = cProfile.Profile(time.thread_time)
-    counters.statements = counters.hops = 0
+    counters.statements = counters.hops = counters.control = 0
     for i in range(requests):
         await one(http, 50 + i)
     calls = pstats.Stats(counters.profile).total_calls  # type: ignore[attr-defined]
     print(f"  {label:22s} {calls / requests:7.0f} Python calls, "
-          f"{counters.statements / requests:4.1f} SQL statements, "
+          f"{counters.statements / requests:4.1f} SQL statements "
+          f"(+{counters.control / requests:.1f} BEGIN/COMMIT), "
           f"{counters.hops / requests:4.1f} aiosqlite hand-offs per request")
 
 
@@ -101,6 +118,8 @@ async def main() -> None:
     counters = Counters()
     counters.count_hops()
     counters.count_driver_statements()
+    if args.database_url:
+        counters.count_transaction_control()
     with tempfile.TemporaryDirectory() as tmp:
         url = await fresh_database(args.database_url or f"sqlite+aiosqlite:///{tmp}/cost.sqlite3")
         token = await seed_account(url, "bench.example", extra_rrsets=args.zone_rrsets)

@@ -96,13 +96,29 @@ class Database:
             async with self._serialized(), self._driver.transaction() as tx:
                 yield tx
             return
+        async with self._queued(queue), self._driver.transaction() as tx:
+            yield tx
+
+    @asynccontextmanager
+    async def statements(self, queue: str) -> AsyncIterator[Tx | None]:
+        """On PostgreSQL, a Tx whose statements each commit on their own (no
+        transaction: `tx.in_transaction` is False), queued by `queue` as
+        `transaction()` is; None elsewhere (use `transaction()`)."""
+        if not isinstance(self._driver, PgDriver):
+            yield None
+            return
+        async with self._queued(queue), self._driver.statements() as tx:
+            yield tx
+
+    @asynccontextmanager
+    async def _queued(self, queue: str) -> AsyncIterator[None]:
         entry = self._queues.get(queue)
         if entry is None:
             entry = self._queues[queue] = _Queue()
         entry.users += 1
         try:
-            async with entry.lock, self._driver.transaction() as tx:
-                yield tx
+            async with entry.lock:
+                yield
         finally:
             entry.users -= 1
             if not entry.users:

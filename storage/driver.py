@@ -16,6 +16,11 @@ of its CPU there. A `Tx` runs the same SQL text on either backend:
   (synchronous=NORMAL: no fsync at commit), cheaper than a thread hand-off.
   Checkpoints (which fsync) run in a thread every CHECKPOINT_EVERY commits,
   not in a commit on the loop.
+- `PgDriver.statements()`: statements on one connection outside any
+  transaction, each committed alone (PostgreSQL autocommit): for a write
+  that is one statement, planned from reads it checks again under its
+  lock (storage.zones.apply_changes), so that no lock is held across
+  round trips and the COMMIT is no round trip of its own.
 - `SessionTx`: the same SQL inside an ORM session's transaction, for the
   writers that use the ORM around it.
 
@@ -73,6 +78,9 @@ class Tx:
     """One transaction (or, from `Database.fetch`, one statement); see the module doc."""
 
     is_postgres: bool
+    # False for `Database.statements()`: each statement is a transaction of
+    # its own (PostgreSQL's autocommit), so nothing stays locked between them.
+    in_transaction: bool = True
 
     async def fetch(self, sql: str, *args: object) -> list[Row]:
         raise NotImplementedError
@@ -307,6 +315,12 @@ class _PgTx(Tx):
             await self._conn.executemany(sql, rows)
 
 
+class _PgStatementsTx(_PgTx):
+    """Statements on one connection outside any transaction: each commits alone."""
+
+    in_transaction = False
+
+
 async def _init_connection(conn: Any) -> None:
     """JSON in and out as the engine's asyncpg dialect does (text in, parsed out)."""
     await conn.set_type_codec("json", encoder=str.encode,
@@ -352,6 +366,13 @@ class PgDriver:
                     with contextlib.suppress(Exception):
                         await conn.execute("ROLLBACK")
                 raise
+
+    @contextlib.asynccontextmanager
+    async def statements(self) -> AsyncIterator[Tx]:
+        """One pooled connection, no transaction: every statement commits on its own."""
+        pool = await self._get_pool()
+        async with pool.acquire() as conn:
+            yield _PgStatementsTx(conn)
 
     async def fetch(self, sql: str, *args: object) -> list[Row]:
         pool = await self._get_pool()

@@ -51,6 +51,24 @@ class ZoneExists(ZoneStoreError):
         self.name = name
 
 
+class ZoneChanged(ZoneStoreError):
+    """An edit planned outside a transaction found the zone changed when it
+    came to write (its serial moved): nothing was written; plan it again."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"zone {name} changed while the edit was planned")
+        self.name = name
+
+
+class ZoneFull(ZoneStoreError):
+    """The edit would take the zone past its record limit."""
+
+    def __init__(self, name: str, limit: int) -> None:
+        super().__init__(f"zone {name}: at most {limit} records")
+        self.name = name
+        self.limit = limit
+
+
 class ZoneConflict(ZoneStoreError):
     """The edit would break a zone rule (CNAME exclusivity, ...)."""
 
@@ -424,17 +442,20 @@ class ZoneRow:
     unit_allowlist: tuple[str, ...] = ()  # the zone's business unit's
 
 
-_LOCK_ZONE = (
+_READ_ZONE = (
     "SELECT z.id, z.name, z.account_id, z.business_unit_id, z.status, z.serial, b.ip_allowlist"
     " FROM zones z LEFT JOIN business_units b ON b.id = z.business_unit_id"
-    " WHERE z.name = $1 FOR UPDATE OF z"
+    " WHERE z.name = $1"
 )
+_LOCK_ZONE = _READ_ZONE + " FOR UPDATE OF z"
 
 
 async def lock_zone(tx: Tx, name: str) -> ZoneRow | None:
     """The zone `name`, locked until the end of `tx` (FOR UPDATE on PostgreSQL;
-    on SQLite the transaction holds the database's write lock)."""
-    row = await tx.fetchrow(_LOCK_ZONE, name)
+    on SQLite the transaction holds the database's write lock). Outside a
+    transaction (`tx.in_transaction` False) it is only read: apply_changes()
+    checks under the lock, in its write, that its serial has not moved."""
+    row = await tx.fetchrow(_LOCK_ZONE if tx.in_transaction else _READ_ZONE, name)
     if row is None:
         return None
     allowlist = tx.json_out(row[6]) if row[6] is not None else []
@@ -475,6 +496,9 @@ _INSERT_RECORDS_PG = (
     " SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[])"
 )
 _SET_SERIAL = "UPDATE zones SET serial = $1, updated_at = $2 WHERE id = $3"
+_RECORD_COUNT = (
+    "SELECT count(*) FROM records r JOIN rrsets s ON s.id = r.rrset_id WHERE s.zone_id = $1"
+)
 
 
 async def _stored_near(
@@ -540,14 +564,22 @@ async def _insert_rows(tx: Tx, zone_id: int, rrsets: Sequence[_Rows]) -> None:
 
 async def apply_changes(
     db: AsyncSession | Tx, zone_name: str | Zone | ZoneRow, changes: Sequence[RRsetChange],
-    actor: Actor, *, kind: str = "update",
+    actor: Actor, *, kind: str = "update", max_records: int | None = None,
 ) -> WriteResult:
     """Apply RRset changes atomically; zone rules are checked on the result.
 
     `db` is an ORM session or a plain driver transaction (storage.driver);
     the statements are the same. `zone_name` may be the zone itself, read
     with its lock in this transaction by a caller that needed it anyway (an
-    ORM `Zone` gets its new serial too)."""
+    ORM `Zone` gets its new serial too).
+
+    With `db` outside a transaction (PostgreSQL, `Database.statements()`),
+    the zone and its RRsets are read unlocked and the write is one statement
+    (its own transaction) that first locks the zone and writes only if its
+    serial is still the one read (every write to a zone moves its serial):
+    otherwise ZoneChanged, nothing written. `max_records` is then checked
+    before the write, from a count read there (ZoneFull); inside a
+    transaction the caller counts after the write instead."""
     tx = SessionTx(db) if isinstance(db, AsyncSession) else db
     if isinstance(zone_name, str):
         locked = await lock_zone(tx, zone_name)
@@ -574,6 +606,10 @@ async def apply_changes(
     previous = zone.serial
     serial = next_serial(previous, _today())
     now = datetime.now(UTC)
+    if not tx.in_transaction and max_records is not None and len(added) > len(removed):
+        row = await tx.fetchrow(_RECORD_COUNT, zone.id)
+        if (int(row[0]) if row else 0) + len(added) - len(removed) > max_records:
+            raise ZoneFull(zone.name, max_records)
     if tx.is_postgres:
         change_id = await _write_pg(tx, zone, index, touched, new, serial, now, kind=kind,
                                     previous_serial=previous, removed=removed, added=added,
@@ -594,27 +630,38 @@ async def apply_changes(
     return WriteResult(zone.name, serial, change_id, removed, added)
 
 
-# The whole write of an edit in one round trip to PostgreSQL: RRsets gone,
-# RRsets kept (new TTL, records replaced), RRsets made and their records,
-# the serial, then the feed row (its id taken under the feed lock), the
-# audit row and the NOTIFY (delivered at commit). The sub-statements share
-# one snapshot and touch disjoint rows: the zone is locked, and the edit
-# was planned from what is stored under that lock.
+# The whole write of an edit in one round trip to PostgreSQL: the zone
+# locked and its serial checked (z), RRsets gone, RRsets kept (new TTL,
+# records replaced), RRsets made and their records, the serial, then the
+# feed row (its id taken under the feed lock), the audit row and the NOTIFY
+# (delivered at commit). The main query reads `change`, so z's lock is
+# taken first, then the feed lock; the other sub-statements run after it
+# and write only if z found the zone at the serial the edit was planned
+# from (else no row comes back and nothing is written). They share one
+# snapshot and touch disjoint rows. In a transaction that holds the zone's
+# lock z always matches. Outside one (autocommit: the statement is its own
+# transaction, the COMMIT no round trip), the snapshot may predate z's wait
+# for the lock, but a writer we waited for moved the serial (every write to
+# a zone does), so z is empty; if z matches, the snapshot is current.
 _WRITE_PG = """
-WITH gone AS (DELETE FROM rrsets WHERE id = ANY($1::bigint[])),
+WITH z AS MATERIALIZED (SELECT id FROM zones WHERE id = $4 AND serial = $17 FOR UPDATE),
+gone AS (DELETE FROM rrsets WHERE id = ANY($1::bigint[]) AND EXISTS (SELECT FROM z)),
 kept AS (UPDATE rrsets s SET ttl = v.ttl FROM unnest($2::bigint[], $3::bigint[]) AS v(id, ttl)
-         WHERE s.id = v.id),
-old AS (DELETE FROM records WHERE rrset_id = ANY($2::bigint[])),
+         WHERE s.id = v.id AND EXISTS (SELECT FROM z)),
+old AS (DELETE FROM records WHERE rrset_id = ANY($2::bigint[]) AND EXISTS (SELECT FROM z)),
 made AS (INSERT INTO rrsets (zone_id, name, rdtype, ttl)
          SELECT $4, * FROM unnest($5::text[], $6::int[], $7::bigint[])
+         WHERE EXISTS (SELECT FROM z)
          RETURNING id, name, rdtype),
 recs AS (INSERT INTO records (rrset_id, content, wire)
          SELECT coalesce(v.id, made.id), v.content, v.wire
          FROM unnest($8::bigint[], $9::text[], $10::int[], $11::text[], $12::bytea[])
               AS v(id, name, rdtype, content, wire)
-         LEFT JOIN made ON v.id IS NULL AND made.name = v.name AND made.rdtype = v.rdtype),
-zone AS (UPDATE zones SET serial = $13, updated_at = $14 WHERE id = $4),
-feed_lock AS (SELECT pg_advisory_xact_lock($15)),
+         LEFT JOIN made ON v.id IS NULL AND made.name = v.name AND made.rdtype = v.rdtype
+         WHERE EXISTS (SELECT FROM z)),
+zone AS (UPDATE zones SET serial = $13, updated_at = $14
+         WHERE id = $4 AND EXISTS (SELECT FROM z)),
+feed_lock AS (SELECT pg_advisory_xact_lock($15) FROM z),
 change AS (INSERT INTO zone_changes (zone_id, zone_name, serial, previous_serial, kind,
                                      full_reload, diff, actor, created_at)
            SELECT $4, $16, $13, $17, $18, false, $19, $20, $14 FROM feed_lock RETURNING id),
@@ -663,7 +710,8 @@ async def _write_pg(
         actor.source_ip, actor.credential, f"zone.{kind}", tx.json(removed_json),
         tx.json(added_json), FEED_CHANNEL,
     )
-    assert row is not None
+    if row is None:
+        raise ZoneChanged(zone.name)
     return int(row[0])
 
 

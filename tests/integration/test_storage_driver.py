@@ -237,3 +237,107 @@ async def test_sqlite_checkpoints_run_every_so_many_commits_off_the_loop(
     await edits(5, 1)  # commit 5: a checkpoint copies the WAL into the database
     await db.close()  # waits for it
     assert path.read_bytes() != before
+
+
+# --- PostgreSQL: an edit planned outside a transaction, written in one statement ---
+
+async def _zone_state(db: Database, name: str) -> tuple[int, dict[tuple[str, int], tuple[str, ...]],
+                                                         int]:
+    async with db.read() as session:
+        zone = (await session.execute(select(Zone).where(Zone.name == f"{name}."))).scalar_one()
+        sets = await store.current_rrsets(session, zone.id)
+        changes = len((await session.execute(select(ZoneChange.id))).all())
+    return zone.serial, {k: v.rdata_texts() for k, v in sets.items()}, changes
+
+
+async def test_an_edit_outside_a_transaction_writes_as_one_inside_does(db: Database) -> None:
+    created = await _create(db, "free.example")
+    async with db.statements(queue="zone:free.example.") as tx:
+        if tx is None:
+            assert not db.is_postgres
+            pytest.skip("PostgreSQL only: elsewhere edits run in a transaction")
+        assert not tx.in_transaction
+        zone = await store.lock_zone(tx, "free.example.")
+        assert zone is not None and zone.serial == created.serial
+        result = await store.apply_changes(
+            tx, zone, [put("free.example", "www", "A", "192.0.2.7"),
+                       put("free.example", "new", "TXT", '"n"')], ACTOR)
+    serial, sets, _ = await _zone_state(db, "free.example")
+    assert serial == result.serial > created.serial
+    assert sets[("www.free.example.", 1)] == ("192.0.2.7",)
+    assert sets[("new.free.example.", 16)] == ('"n"',)
+    async with db.read() as session:
+        events = await feed.changes_after(session, created.change_id)
+    assert [(e.id, e.serial) for e in events] == [(result.change_id, result.serial)]
+
+
+async def test_an_edit_planned_before_another_write_writes_nothing(db: Database) -> None:
+    created = await _create(db, "race.example")
+    async with db.statements(queue="zone:race.example.") as tx:
+        if tx is None:
+            pytest.skip("PostgreSQL only")
+        zone = await store.lock_zone(tx, "race.example.")
+        assert zone is not None
+        async with db.transaction() as other:  # another process's write, between read and write
+            await store.apply_changes(other, "race.example.",
+                                      [put("race.example", "www", "A", "192.0.2.2")], ACTOR)
+        before = await _zone_state(db, "race.example")
+        with pytest.raises(store.ZoneChanged):
+            await store.apply_changes(tx, zone, [put("race.example", "www", "A", "192.0.2.3")],
+                                      ACTOR)
+    assert await _zone_state(db, "race.example") == before
+    assert before[0] > created.serial and before[1][("www.race.example.", 1)] == ("192.0.2.2",)
+
+
+@pytest.mark.parametrize("other_commits", [True, False])
+async def test_an_edit_that_waits_for_the_zone_lock_sees_what_it_waited_for(
+    db: Database, other_commits: bool
+) -> None:
+    """The write's snapshot predates its wait for the lock: it must not write
+    over a change committed meanwhile (and must write if that was rolled back)."""
+    await _create(db, "wait.example")
+    async with db.statements(queue="zone:wait.example.") as tx:
+        if tx is None:
+            pytest.skip("PostgreSQL only")
+        zone = await store.lock_zone(tx, "wait.example.")
+        assert zone is not None
+        other_cm = db.transaction()
+        other = await other_cm.__aenter__()
+        await store.apply_changes(other, "wait.example.",
+                                  [put("wait.example", "www", "A", "192.0.2.2")], ACTOR)
+        mine = asyncio.create_task(store.apply_changes(
+            tx, zone, [put("wait.example", "www", "A", "192.0.2.3")], ACTOR))
+        while not await db.fetch(  # until the write waits for the zone's lock
+                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE '%WITH z AS MATERIALIZED%'"):
+            assert not mine.done()
+            await asyncio.sleep(0.01)
+        if other_commits:
+            await other_cm.__aexit__(None, None, None)
+            with pytest.raises(store.ZoneChanged):
+                await mine
+        else:
+            await other_cm.__aexit__(RuntimeError, RuntimeError("rolled back"), None)
+            result = await mine
+    serial, sets, _ = await _zone_state(db, "wait.example")
+    if other_commits:
+        assert sets[("www.wait.example.", 1)] == ("192.0.2.2",)
+    else:
+        assert sets[("www.wait.example.", 1)] == ("192.0.2.3",) and serial == result.serial
+
+
+async def test_an_edit_outside_a_transaction_checks_the_record_limit_first(db: Database) -> None:
+    await _create(db, "full.example")
+    async with db.statements(queue="zone:full.example.") as tx:
+        if tx is None:
+            pytest.skip("PostgreSQL only")
+        zone = await store.lock_zone(tx, "full.example.")
+        assert zone is not None
+        before = await _zone_state(db, "full.example")
+        with pytest.raises(store.ZoneFull):  # 2 records stored, 2 more, limit 3
+            await store.apply_changes(tx, zone, [put("full.example", "x", "A", "192.0.2.8",
+                                                     "192.0.2.9")], ACTOR, max_records=3)
+        assert await _zone_state(db, "full.example") == before
+        result = await store.apply_changes(tx, zone, [put("full.example", "x", "A", "192.0.2.8")],
+                                           ACTOR, max_records=3)
+    assert (await _zone_state(db, "full.example"))[0] == result.serial

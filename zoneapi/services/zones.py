@@ -37,7 +37,9 @@ from storage.models import Right, Zone
 from storage.zones import (
     RRsetChange,
     WriteResult,
+    ZoneChanged,
     ZoneConflict,
+    ZoneFull,
     ZoneNotFound,
     ZoneRow,
     name_of,
@@ -221,15 +223,23 @@ async def write(
                                 access.unit_allowlist)
     if if_match is not None:  # `zone` is locked: the serial cannot move under the check
         check_if_match(zone, if_match)
+    # Outside a transaction the record limit is checked before the one-statement write.
+    free = isinstance(session, Tx) and not session.in_transaction
+    limit = ctx.config.max_records_per_zone if free else None
     try:
-        result = await store.apply_changes(session, zone, changes, actor_of(principal))
+        result = await store.apply_changes(session, zone, changes, actor_of(principal),
+                                           max_records=limit)
+    except ZoneFull:
+        raise Unprocessable("too_many_records",
+                            f"a zone holds at most {ctx.config.max_records_per_zone} records"
+                            ) from None
     except ZoneConflict as exc:
         raise Unprocessable("zone_conflict", "; ".join(exc.reasons[:5]),
                             reasons=exc.reasons) from None
     except ZoneNotFound:
         raise NotFound(f"zone {access.name} not found", code="zone_not_found") from None
     # Counted only when the zone grows, in the same transaction (a refusal rolls back).
-    if len(result.added) > len(result.removed) and await record_count(
+    if limit is None and len(result.added) > len(result.removed) and await record_count(
         session, access.zone_id
     ) > ctx.config.max_records_per_zone:
         raise Unprocessable("too_many_records",
@@ -257,13 +267,37 @@ async def write_transaction(
     return access, outcome
 
 
+_OPTIMISTIC_TRIES = 3
+
+
 async def edit_transaction(
     ctx: Context, principal: Principal, zone_text: str,
     plan: TxPlanFn, *, dry_run: bool = False, if_match: str | None = None,
 ) -> tuple[ZoneAccess, Outcome]:
     """write_transaction() on a plain driver transaction (storage.driver), for
     plans that need no ORM session: the same checks and the same write, at
-    a fraction of the cost."""
+    a fraction of the cost.
+
+    On PostgreSQL (not a dry run) the reads run outside a transaction and
+    the write is one statement, its own transaction, that writes only if
+    the zone's serial is still the one read (storage.zones.apply_changes):
+    4 round trips instead of 6, and the zone's row lock is held for that
+    one statement instead of across 4 round trips. Edits of one zone from
+    this process queue, so only another process's write makes one start
+    over (ZoneChanged); after a few, it runs in a transaction that holds
+    the zone's lock from the start."""
+    if not dry_run:
+        for _ in range(_OPTIMISTIC_TRIES):
+            try:
+                async with ctx.db.statements(queue=f"zone:{zone_name(zone_text)}") as free:
+                    if free is None:
+                        break
+                    access, zone = await zone_for_edit(free, principal, zone_text)
+                    changes = await plan(free, access, name_of(access.name))
+                    return access, await write(free, ctx, principal, access, zone, changes,
+                                               if_match=if_match)
+            except ZoneChanged:
+                continue
     try:
         async with ctx.db.transaction(queue=f"zone:{zone_name(zone_text)}") as tx:
             access, zone = await zone_for_edit(tx, principal, zone_text)
