@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from prometheus_client import REGISTRY
 
-from mx_forwarder.authres import DnsAuthChecker
+from mx_forwarder.authres import INLINE_MAX_BYTES, DnsAuthChecker
 from mx_forwarder.dnscache import DnsCache, Status
 from mx_forwarder.service import start_forwarder
 from storage.db import Database
@@ -62,9 +62,10 @@ ZONES = {
 BODY = b"Hello.\r\n"
 
 
-def message(from_domain: str = "sender.test", selector: bytes = b"s1") -> bytes:
+def message(from_domain: str = "sender.test", selector: bytes = b"s1",
+            body: bytes = BODY) -> bytes:
     plain = (f"From: Alice <alice@{from_domain}>\r\nTo: contact@hosted.test\r\n"
-             "Subject: checked\r\n\r\n").encode() + BODY
+             "Subject: checked\r\n\r\n").encode() + body
     return bytes(dkim.sign(plain, selector, from_domain.encode(), PEM,
                            include_headers=[b"from", b"to", b"subject"])) + plain
 
@@ -163,6 +164,14 @@ async def test_dkim_and_dmarc_outcomes(nameserver: Nameserver) -> None:
     r = await checker.results(client_ip="198.51.100.7", helo="c.test",
                               mail_from="bob@ttl.test", data=tampered)
     assert (r.spf, r.dkim, r.dmarc) == ("none", (("fail", "sender.test"),), "fail")
+    big = message(body=b"x" * 998 + b"\r\n" + BODY * 20_000)  # over INLINE_MAX_BYTES
+    assert len(big) > INLINE_MAX_BYTES
+    r = await checker.results(client_ip="127.0.0.1", helo="c.test",
+                              mail_from="alice@sender.test", data=big)
+    assert r.dkim == (("pass", "sender.test"),)  # verified in a thread
+    r = await checker.results(client_ip="127.0.0.1", helo="c.test",
+                              mail_from="alice@sender.test", data=big.replace(BODY, b"Hello!\r\n"))
+    assert r.dkim == (("fail", "sender.test"),)
     malformed = data.replace(b" bh=", b" xh=", 1)  # no body hash tag
     r = await checker.results(client_ip="127.0.0.1", helo="c.test",
                               mail_from="alice@sender.test", data=malformed)
