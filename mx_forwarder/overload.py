@@ -172,7 +172,8 @@ class OverloadGuard:
 
     async def _run(self) -> None:
         failures = 0
-        while True:
+        while True:  # the service counted once before listening
+            await asyncio.sleep(self.settings.check_s)
             try:
                 await self.refresh()
                 failures = 0
@@ -180,7 +181,6 @@ class OverloadGuard:
                 failures += 1
                 if failures == 1:
                     log.error("cannot count the queue: %s", exc)
-            await asyncio.sleep(self.settings.check_s)
 
     def start(self) -> None:
         if self.enabled and self._task is None:

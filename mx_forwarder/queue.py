@@ -437,3 +437,29 @@ async def drop(session: AsyncSession, message_id: int) -> str | None:
     await session.execute(delete(MailMessage).where(MailMessage.id == message_id))
     path: str | None = row.spool_path
     return path
+
+
+# No enqueue lasts this long: an older spool file no row names is an orphan.
+ORPHAN_AGE_S = 3600.0
+
+
+async def sweep_spool(db: Database, spool: Spool, min_age_s: float = ORPHAN_AGE_S) -> int:
+    """Remove the spool files no message names (a crash between a row's delete and the
+    file's unlink, or between a file's write and its row's commit); how many.
+
+    Files younger than `min_age_s` stay: another process on this spool may be
+    about to commit the row that names them."""
+    cutoff = time.time() - min_age_s
+    old = [path for path in spool.files() if path.stat().st_mtime < cutoff]
+    if not old:
+        return 0
+    bodies = [str(p) for p in old if p.suffix == ".eml"]
+    named: set[str | None] = set()
+    async with db.read() as session:
+        for start in range(0, len(bodies), 500):  # a backlog of days holds many
+            named.update(await session.scalars(select(MailMessage.spool_path).where(
+                MailMessage.spool_path.in_(bodies[start:start + 500]))))
+    orphans = [p for p in old if str(p) not in named]
+    for path in orphans:
+        Spool.remove(str(path))
+    return len(orphans)

@@ -21,7 +21,7 @@ from mx_forwarder.errors import ForwarderError
 from mx_forwarder.limits import ClientLimits
 from mx_forwarder.overload import OverloadGuard, OverloadSettings
 from mx_forwarder.policy import StorePolicy
-from mx_forwarder.queue import QueueWriter, waiting
+from mx_forwarder.queue import QueueWriter, sweep_spool, waiting
 from mx_forwarder.signing import Signer, SigningSettings
 from mx_forwarder.smtp import ForwarderHandler, SmtpSettings, start_smtp_server, tls_context
 from mx_forwarder.spool import Spool
@@ -136,6 +136,8 @@ async def start_forwarder(config: ForwarderConfig, db: Database) -> ForwarderHan
     queue_db = _durable_sqlite(db) if db.is_sqlite and config.sync_commit else None
     qdb = queue_db or db
     spool = Spool(config.spool_dir) if config.spool_dir else None
+    if spool is not None and (swept := await sweep_spool(qdb, spool)):
+        log.warning("removed %d spool files no queued message names", swept)
     # One SQLite file, two engines: writes take turns here rather than in
     # SQLite's busy handler, which sleeps (1 ms, 2 ms, 5 ms ...) when it waits.
     gate = asyncio.Lock()

@@ -35,6 +35,10 @@ class Spool:
         finally:
             os.close(fd)
 
+    def files(self) -> list[Path]:
+        """Every body here, and every one a crash left half-written."""
+        return [*self.directory.glob("*.eml"), *self.directory.glob("*.tmp")]
+
     @staticmethod
     def read(path: str) -> bytes:
         return Path(path).read_bytes()

@@ -79,12 +79,13 @@ class Sink:
         return responses
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        mail_from = envelope.mail_from
+        mail_from, content = envelope.mail_from, envelope.original_content
+        assert mail_from is not None and content is not None  # DATA comes after MAIL
         self.messages.append(
             Received(
                 "" if mail_from == "<>" else mail_from,
                 list(envelope.rcpt_tos),
-                envelope.original_content,
+                content,
             )
         )
         self.arrived.set()

@@ -97,4 +97,6 @@ async def test_sigkill_after_accept_loses_nothing(db: Database, cli_env: dict[st
     assert set(seen) == expected  # every accepted message reached each target
     duplicates = sum(n - 1 for n in seen.values())
     assert duplicates <= 1  # at most the one delivery in flight at the kill
-    assert not list((tmp_path / "spool").glob("*.eml"))  # type: ignore[operator]
+    # At most the body whose unlink the kill cut short (its row was already gone):
+    # the next start's sweep removes it once it is an hour old.
+    assert len(list((tmp_path / "spool").glob("*.eml"))) <= 1  # type: ignore[operator]

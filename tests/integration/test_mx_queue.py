@@ -3,7 +3,10 @@ recorded per target, messages deleted once every target is final."""
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -14,7 +17,9 @@ from mx_forwarder.queue import (
     record_outcomes,
     release,
     store_messages,
+    sweep_spool,
 )
+from mx_forwarder.spool import Spool
 from storage.db import Database
 from storage.models.mail import DeliveryState, MailDelivery, MailMessage, MessageKind
 
@@ -76,3 +81,26 @@ async def test_one_round_deletes_many_delivered_messages(db: Database) -> None:
     assert messages == [stored[-1].message_id]  # its second target is still queued
     assert deliveries == {stored[-1].delivery_ids[0]: DeliveryState.DELIVERED,
                           stored[-1].delivery_ids[1]: DeliveryState.QUEUED}
+
+
+async def test_sweep_removes_old_spool_files_no_message_names(
+    db: Database, tmp_path: Path
+) -> None:
+    spool = Spool(tmp_path / "spool")
+    async with db.write() as session:  # spooled (threshold 0): its row names the file
+        (stored,) = await store_messages(session, [TWO_TARGETS], spool, 0)
+    (queued,) = spool.files()
+    deleted = Path(spool.write(b"delivered; the crash came before the unlink"))
+    half = spool.directory / "half-written.tmp"
+    half.write_bytes(b"the crash came mid-write")
+    fresh = Path(spool.write(b"another process is about to commit its row"))
+    hour_ago = time.time() - 3700
+    for path in (queued, deleted, half):
+        os.utime(path, (hour_ago, hour_ago))
+
+    assert await sweep_spool(db, spool) == 2
+    assert sorted(spool.files()) == sorted([queued, fresh])
+    async with db.read() as session:
+        named = await session.scalar(
+            select(MailMessage.spool_path).where(MailMessage.id == stored.message_id))
+    assert named == str(queued)
