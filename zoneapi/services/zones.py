@@ -11,6 +11,7 @@ once per kind of change (zone edit, name-server change).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -267,7 +268,10 @@ async def write_transaction(
     return access, outcome
 
 
-_OPTIMISTIC_TRIES = 3
+# Zones another process was seen editing: their edits lock first for a while.
+CONTENDED_S = 1.0
+_CONTENDED_MAX = 4096
+_contended: dict[str, float] = {}
 
 
 async def edit_transaction(
@@ -284,22 +288,27 @@ async def edit_transaction(
     4 round trips instead of 6, and the zone's row lock is held for that
     one statement instead of across 4 round trips. Edits of one zone from
     this process queue, so only another process's write makes one start
-    over (ZoneChanged); after a few, it runs in a transaction that holds
-    the zone's lock from the start."""
-    if not dry_run:
-        for _ in range(_OPTIMISTIC_TRIES):
-            try:
-                async with ctx.db.statements(queue=f"zone:{zone_name(zone_text)}") as free:
-                    if free is None:
-                        break
+    over (ZoneChanged): then in a transaction that holds the zone's lock
+    from the start, and so are this zone's edits for the next
+    CONTENDED_S seconds (with two processes editing one zone, 70% of the
+    edits planned outside a transaction had to start over)."""
+    name = zone_name(zone_text)
+    if not dry_run and _contended.get(name, 0.0) <= time.monotonic():
+        try:
+            async with ctx.db.statements(queue=f"zone:{name}") as free:
+                if free is not None:
                     access, zone = await zone_for_edit(free, principal, zone_text)
                     changes = await plan(free, access, name_of(access.name))
                     return access, await write(free, ctx, principal, access, zone, changes,
                                                if_match=if_match)
-            except ZoneChanged:
-                continue
+        except ZoneChanged:
+            if len(_contended) >= _CONTENDED_MAX:
+                now = time.monotonic()
+                for stale in [k for k, until in _contended.items() if until <= now]:
+                    del _contended[stale]
+            _contended[name] = time.monotonic() + CONTENDED_S
     try:
-        async with ctx.db.transaction(queue=f"zone:{zone_name(zone_text)}") as tx:
+        async with ctx.db.transaction(queue=f"zone:{name}") as tx:
             access, zone = await zone_for_edit(tx, principal, zone_text)
             origin = name_of(access.name)
             changes = await plan(tx, access, origin)
