@@ -27,7 +27,6 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ALL_RIGHTS = frozenset(Right)
-ZONE_RIGHTS = frozenset(Right) - {Right.VIEW_INVOICES}
 MANAGER_ROLES = frozenset({UserRole.LEADER, UserRole.DELEGATE})
 
 
