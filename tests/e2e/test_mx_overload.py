@@ -199,9 +199,11 @@ async def store_locked(db: Database) -> AsyncIterator[None]:
     if db.is_sqlite:
         path = make_url(db.url).database
         assert path
-        other = sqlite3.connect(path, isolation_level=None)
+        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
-            other.execute("BEGIN IMMEDIATE")
+            # In a thread: a forwarder transaction open on this loop must be able to
+            # commit while we wait for the lock (a blocking call here would deadlock).
+            await asyncio.to_thread(other.execute, "BEGIN IMMEDIATE")
             yield
             other.execute("ROLLBACK")
         finally:
