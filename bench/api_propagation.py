@@ -61,18 +61,6 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def wait_served(lookup: probe.Lookup, address: str, since: float) -> float | None:
-    """perf_counter time `address` was first served, None after SERVE_TIMEOUT_S."""
-    while True:
-        texts = lookup.texts()
-        now = time.perf_counter()
-        if texts is not None and address in texts:
-            return now
-        if now - since > SERVE_TIMEOUT_S:
-            return None
-        time.sleep(0.0002)
-
-
 def wait_serial(lookup: probe.Lookup, serial: int, since: float) -> float | None:
     while True:
         served = lookup.serial()
@@ -131,7 +119,7 @@ async def edits(http: aiohttp.ClientSession, base: str, token: str, port: int,
                 statuses.append(response.status)
             if response.status != 200:
                 continue
-            seen = wait_served(lookup, address, answered)
+            seen = probe.wait_served(lookup, address, answered, SERVE_TIMEOUT_S, 0.0002)
         finally:
             lookup.close()
         if seen is None:

@@ -80,7 +80,7 @@ async def _edits(database_url: str, port: int, targets: Sequence[tuple[str, str]
                     await apply_changes(session, zone, [change], ACTOR)
                 committed = time.perf_counter()
                 commits.append((committed - began) * 1000)
-                seen = _wait_served(lookup, address, committed)
+                seen = probe.wait_served(lookup, address, committed, SERVE_TIMEOUT_S)
                 if seen is None:
                     timeouts += 1
                 else:
@@ -90,19 +90,6 @@ async def _edits(database_url: str, port: int, targets: Sequence[tuple[str, str]
     finally:
         await db.close()
     return EditLatency(len(targets), tuple(commits), tuple(served), timeouts)
-
-
-def _wait_served(lookup: probe.Lookup, address: str, since: float) -> float | None:
-    """Poll until `address` is served (blocking on purpose: nothing else runs
-    meanwhile); the perf_counter time it was first seen, None on timeout."""
-    while True:
-        texts = lookup.texts()
-        now = time.perf_counter()
-        if texts is not None and address in texts:
-            return now
-        if now - since > SERVE_TIMEOUT_S:
-            return None
-        time.sleep(0.0005)
 
 
 def edit_latency(database_url: str, server: Server, targets: Sequence[tuple[str, str]],

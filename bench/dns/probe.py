@@ -127,3 +127,17 @@ class Lookup:
             if rrset.rdtype == dns.rdatatype.SOA:
                 return int(rrset[0].serial)
         return None
+
+
+def wait_served(lookup: Lookup, address: str, since: float, timeout_s: float,
+                poll_s: float = 0.0005) -> float | None:
+    """Poll until `address` is served (blocking on purpose: nothing else runs
+    meanwhile); the perf_counter time it was first seen, None after `timeout_s`."""
+    while True:
+        texts = lookup.texts()
+        now = time.perf_counter()
+        if texts is not None and address in texts:
+            return now
+        if now - since > timeout_s:
+            return None
+        time.sleep(poll_s)
