@@ -557,6 +557,7 @@ class Crash:
     acked: int
     lost: int
     duplicates: int
+    most_copies: int  # of any one message
 
 
 def run_kills(server: Zonehost, rounds: int, kill_after_s: float) -> Crash:
@@ -592,9 +593,10 @@ def run_kills(server: Zonehost, rounds: int, kill_after_s: float) -> Crash:
         sink.stop()
     counts = Counter(tag for tag, _ in sink.drain())
     crash = Crash(len(acked), len(acked - set(counts)),
-                  sum(n - 1 for n in counts.values() if n > 1))
+                  sum(n - 1 for n in counts.values() if n > 1), max(counts.values(), default=0))
     print(f"{server.label:<34} SIGKILL under load x{rounds}: {crash.acked} messages acknowledged, "
-          f"{crash.lost} lost, {crash.duplicates} delivered twice", flush=True)
+          f"{crash.lost} lost, {crash.duplicates} extra copies (at most {crash.most_copies} "
+          "of one message)", flush=True)
     return crash
 
 
