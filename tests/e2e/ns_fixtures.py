@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import dns.flags
 import dns.message
@@ -49,11 +49,11 @@ class NsServer:
 
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(TIMEOUT_S)
 
-    def udp(self, qname: str, qtype: str = "A", **kwargs: object) -> dns.message.Message:
+    def udp(self, qname: str, qtype: str = "A", **kwargs: Any) -> dns.message.Message:
         query = make_query(qname, qtype, **kwargs)
         return dns.query.udp(query, self.host, port=self.port, timeout=TIMEOUT_S)
 
-    def tcp(self, qname: str, qtype: str = "A", **kwargs: object) -> dns.message.Message:
+    def tcp(self, qname: str, qtype: str = "A", **kwargs: Any) -> dns.message.Message:
         query = make_query(qname, qtype, **kwargs)
         return dns.query.tcp(query, self.host, port=self.port, timeout=TIMEOUT_S)
 
@@ -73,13 +73,13 @@ class NsServer:
 
 
 def make_query(
-    qname: str, qtype: str = "A", edns: bool = True, **kwargs: object
+    qname: str, qtype: str = "A", edns: bool = True, **kwargs: Any
 ) -> dns.message.Message:
     query = dns.message.make_query(
         qname,
         dns.rdatatype.from_text(qtype),
         use_edns=0 if edns else False,
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
     query.flags &= ~0x0100  # RD clear, as a resolver asks an authority
     return query

@@ -22,7 +22,7 @@ def ns() -> Iterator[NsServer]:
     with serving() as server:
         yield server
 
-COOKIE = 10
+COOKIE = dns.edns.OptionType.COOKIE
 
 
 def test_opt_only_when_asked(ns: NsServer) -> None:
@@ -91,7 +91,7 @@ def test_refused_carries_extended_error(ns: NsServer) -> None:
 def _cookie(reply: dns.message.Message) -> bytes | None:
     for option in reply.options:
         if option.otype == COOKIE:
-            return option.to_wire()
+            return bytes(option.to_wire())
     return None
 
 

@@ -58,7 +58,7 @@ async def test_router_errors_are_json(api: ApiServer) -> None:
         assert reply.code == code and isinstance(reply.body["detail"], str)
 
 
-BAD_BODIES = [
+BAD_BODIES: list[tuple[str | bytes, str, int, str | None]] = [
     ('{"name": "a"}', "application/json", 200, None),
     ('{"name": "a"', "application/json", 400, "invalid_json"),
     ('{"name": NaN}', "application/json", 400, "invalid_json"),

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from billing import payments
 from billing.config import BillingConfig, ProviderConfig
+from billing.errors import AlreadyPaid
 from billing.gateway import WorkQueueGateway
 from billing.provider import sign
 from storage.db import Database
@@ -312,7 +313,7 @@ async def test_card_payment_invoice_list_and_pdf(world: World) -> None:
     paid = await c.call("GET", f"{B}/payments", token=world.token)
     assert [(p["method"], p["status"]) for p in paid.body["payments"]] == [("card", "succeeded")]
     # Paying the same order again by transfer is refused, nothing charged twice.
-    with pytest.raises(payments.AlreadyPaid):
+    with pytest.raises(AlreadyPaid):
         await payments.record_payment(
             world.api.db, BillingConfig(), WorkQueueGateway(), order_number=number,
             method=PaymentMethod.TRANSFER, amount_cents=None, reference=f"VIR {number}",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import date
+from typing import cast
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -74,7 +75,7 @@ async def _mails(db: Database, domain: str) -> list[tuple[str, list[str], str, s
                    OutboxMessage.body).where(OutboxMessage.domain_name == domain,
                                              OutboxMessage.kind.contains("reminder"))
             .order_by(OutboxMessage.id))
-        return [(k, list(r), s, b) for k, r, s, b in rows]
+        return [(str(k), [str(x) for x in cast(list[object], r)], str(s), str(b)) for k, r, s, b in rows]
 
 
 async def test_an_option_ending_on_its_own_date_gets_reminders_of_its_own(

@@ -90,7 +90,7 @@ async def card(db: Database) -> AsyncIterator[CardRig]:
 
 
 async def _renewal_order(db: Database, name: str = "pay.fr", **account: str) -> tuple[int, str]:
-    account_id = await make_account(db, **account)  # type: ignore[arg-type]
+    account_id = await make_account(db, **account)
     await set_prices(db, renew=1000)
     await add_domain(db, account_id, name, date(2027, 3, 31))
     async with db.write() as session:

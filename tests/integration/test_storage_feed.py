@@ -103,7 +103,7 @@ async def test_concurrent_writers_keep_serials_monotonic_in_feed_order(db: Datab
         serials = [e.serial for e in events if e.zone_name == zone]
         assert serials == sorted(serials) and len(set(serials)) == len(serials)
         chain = [(e.previous_serial, e.serial) for e in events if e.zone_name == zone][1:]
-        assert all(prev < cur for prev, cur in chain)
+        assert all(prev is not None and prev < cur for prev, cur in chain)
     assert busy.serial == max(e.serial for e in events if e.zone_name == "busy.example.")
     assert sum(1 for r in busy.rrsets if r.name.startswith("host")) == 20
 
@@ -130,8 +130,10 @@ async def test_snapshot_holds_the_system_soa_and_wire_rdata(db: Database) -> Non
         (snapshot,) = await load_zones(session)
     soa = next(r for r in snapshot.rrsets if r.rdtype == 6)
     import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
 
-    parsed = dns.rdata.from_wire(1, 6, soa.rdatas[0], 0, len(soa.rdatas[0]))
+    parsed = dns.rdata.from_wire(dns.rdataclass.IN, dns.rdatatype.SOA, soa.rdatas[0], 0, len(soa.rdatas[0]))
     assert parsed.serial == snapshot.serial  # type: ignore[attr-defined]
     www = next(r for r in snapshot.rrsets if r.name == "www.snap.example.")
     assert www.rdatas == (bytes([192, 0, 2, 1]),)

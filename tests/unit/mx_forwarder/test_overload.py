@@ -26,7 +26,7 @@ async def test_tarpit_ramp_then_refusal_with_hysteresis() -> None:
         queue.depth = depth
         await guard.refresh()
         verdict = guard.check()
-        assert (verdict.pressure, verdict.delay_s) == (pressure, pytest.approx(delay)), depth
+        assert verdict.pressure == pressure and verdict.delay_s == pytest.approx(delay), depth
 
 
 async def test_own_queued_mail_counts_before_the_next_count() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dns.flags
 import dns.message
 import dns.rdataclass
@@ -12,13 +14,13 @@ from nameserver.index import ZoneTable
 from nameserver.wire import parse_query, render, udp_limit
 
 
-def make_query(qname: str, qtype: str, edns: bool = True, **kwargs: object) -> dns.message.Message:
-    query = dns.message.make_query(qname, dns.rdatatype.from_text(qtype), use_edns=0 if edns else False, **kwargs)  # type: ignore[arg-type]
+def make_query(qname: str, qtype: str, edns: bool = True, **kwargs: Any) -> dns.message.Message:
+    query = dns.message.make_query(qname, dns.rdatatype.from_text(qtype), use_edns=0 if edns else False, **kwargs)
     query.flags &= ~dns.flags.RD
     return query
 
 
-def ask(table: ZoneTable, qname: str, qtype: str, limit: int | None = None, **kwargs: object) -> dns.message.Message:
+def ask(table: ZoneTable, qname: str, qtype: str, limit: int | None = None, **kwargs: Any) -> dns.message.Message:
     wire = make_query(qname, qtype, **kwargs).to_wire()
     query = parse_query(wire)
     ans = answer(query, table.index)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dns.rdatatype
 import pytest
 
@@ -12,7 +14,7 @@ from tests.unit.nameserver.zones import all_snapshots, table
 
 TABLE = table()
 TYPES = ["A", "AAAA", "TXT", "MX", "NS", "SOA", "SRV", "CNAME", "DS", "ANY", "DNAME", "CAA"]
-FORMATS = [
+FORMATS: list[dict[str, Any]] = [
     {"edns": False},
     {"edns": True},
     {"edns": True, "want_dnssec": True},

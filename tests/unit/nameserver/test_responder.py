@@ -56,12 +56,12 @@ def test_transfers_without_handler() -> None:
 def _cookie_query(qname: str, cookie: bytes) -> bytes:
     import dns.edns
 
-    return make_query(qname, "A", options=[dns.edns.GenericOption(10, cookie)]).to_wire()
+    return make_query(qname, "A", options=[dns.edns.GenericOption(dns.edns.OptionType.COOKIE, cookie)]).to_wire()
 
 
 def _cookie_of(wire: bytes) -> bytes:
     message = dns.message.from_wire(wire)
-    return next(o.to_wire() for o in message.options if o.otype == 10)
+    return next(bytes(o.to_wire()) for o in message.options if o.otype == 10)
 
 
 def test_cookie_replies_are_kept_per_client_address() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import dns.flags
 import dns.message
@@ -113,7 +114,7 @@ def test_ixfr_may_carry_an_authority_soa() -> None:
 
 
 def test_udp_limit_follows_rfc_6891() -> None:
-    def limit(**kw: object) -> int:
+    def limit(**kw: Any) -> int:
         return udp_limit(parse_query(make_query("www.zh.test", "A", **kw).to_wire()), 1232)
 
     assert limit(edns=False) == 512
