@@ -180,8 +180,8 @@ async def _serial(w: World) -> int:
 
 def cases() -> list[Case]:
     ns = ["ns1.host.example.", "ns2.host.example."]
-    zone = {"missing": (no_zone,), "seers": VIEWERS}
-    user = {"missing": (no_user,), "seers": USER_MANAGERS}
+    zone: dict[str, Any] = {"missing": (no_zone,), "seers": VIEWERS}
+    user: dict[str, Any] = {"missing": (no_user,), "seers": USER_MANAGERS}
     return [
         Case("health", "GET", "/api/v1/health", EVERYONE),
         Case("openapi", "GET", "/api/v1/openapi.json", EVERYONE),
@@ -321,7 +321,7 @@ async def build(api: ApiServer) -> World:
     target = await seed_user(api, leader, "target", "user")
     async with api.db.write() as session:
         zone_ids = {z.name: z.id for z in (await session.execute(
-            Zone.__table__.select())).all()}  # type: ignore[attr-defined]
+            Zone.__table__.select())).all()}
         for caller, right in RIGHT_USERS.items():
             session.add(UserRight(user_id=people[caller].user_id,
                                   zone_id=zone_ids[ZONE], right=right))

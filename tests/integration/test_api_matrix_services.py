@@ -61,6 +61,7 @@ from tests.integration.test_api_matrix import (
     send,
 )
 from tests.integration.test_api_matrix import cases as zone_cases
+from tests.integration.test_api_matrix_auth import auth_cases
 from tests.unit.billing.support import add_domain, set_prices
 
 B = "/api/v1/billing"
@@ -301,23 +302,6 @@ async def test_rights_cover_every_right_user() -> None:
     assert NARROW in set().union(*(c.allowed for c in table))
 
 
-# Endpoints no matrix row drives, and where their rules are tested instead. The
-# test below fails when an endpoint is added without a row, or when one of these
-# gets a row.
-NOT_IN_MATRIX = {
-    ("POST", "/api/v1/auth/signup"): "public, before any account: test_api_auth.py",
-    ("POST", "/api/v1/auth/login"): "public, before any session: test_api_auth.py",
-    ("POST", "/api/v1/auth/password-reset"): "public: test_api_auth.py",
-    ("POST", "/api/v1/auth/password-reset/confirm"): "public, needs the mailed link",
-    ("POST", "/api/v1/auth/step-up"): "proves a second factor: test_api_stepup.py",
-    ("POST", "/api/v1/auth/step-up/sms"): "needs a verified mobile: test_api_stepup.py",
-    ("POST", "/api/v1/me/totp/confirm"): "needs a code of the new secret: test_api_auth.py",
-    ("POST", "/api/v1/me/mobile/verify"): "needs the texted code: test_api_stepup.py",
-    ("DELETE", "/api/v1/me/totp"): "needs TOTP on first: test_api_auth.py",
-    ("POST", "/api/v1/me/recovery-codes"): "needs TOTP on first: test_api_auth.py",
-}
-
-
 class _Ids(dict[int, Any]):
     """Any case's prepared object: an id (or link token) of the right shape."""
 
@@ -326,8 +310,9 @@ class _Ids(dict[int, Any]):
 
 
 async def test_every_endpoint_is_in_a_matrix(db: Database) -> None:
-    """Every endpoint the API serves is driven by a row of one of the two matrices,
-    but the few in NOT_IN_MATRIX."""
+    """Every endpoint the API serves is driven by a row of one of the three matrices
+    (zones and accounts, billing and mail, the login and second-factor endpoints),
+    and every row drives an endpoint the API serves."""
     from aiohttp.test_utils import make_mocked_request
 
     from tests.integration.test_api_harness import Login
@@ -345,19 +330,19 @@ async def test_every_endpoint_is_in_a_matrix(db: Database) -> None:
             change_serial=4, rights_manager=5, unit_one=6, unit_two=7, spare=_Ids(),
             order="ZH00000001", invoices={"one": 1, "mixed": 2, "unhosted": 3}, renewal_id=8,
             pending="ZH00000002", confirmations=_Ids())
+        rows = [(c.name, c.method, c.path(world, 1) if callable(c.path) else c.path)
+                for c in zone_cases() + cases()]
+        rows += [(c.name, c.method, c.path) for c in auth_cases()]
         driven = set()
-        for case in zone_cases() + cases():
-            path = case.path(world, 1) if callable(case.path) else case.path
+        for name, method, path in rows:
             match = await app.router.resolve(make_mocked_request(
-                case.method, path.split("?")[0], app=app))
+                method, path.split("?")[0], app=app))
             resource = match.route.resource
-            assert resource is not None and match.http_exception is None, case.name
+            assert resource is not None and match.http_exception is None, name
             info = resource.get_info()
-            driven.add((case.method, shape(info.get("path") or info["formatter"])))
-        assert driven <= served
-        assert served - driven == set(NOT_IN_MATRIX), sorted((served - driven)
-                                                              ^ set(NOT_IN_MATRIX))
-        assert len(driven) == len(served) - len(NOT_IN_MATRIX) >= 79
+            driven.add((method, shape(info.get("path") or info["formatter"])))
+        assert driven == served, sorted(driven ^ served)
+        assert len(served) >= 89
 
 
 async def test_another_clients_order_is_not_named(db: Database) -> None:
