@@ -85,7 +85,7 @@ class PhaseResult:
 
 @dataclass(frozen=True, slots=True)
 class PdnsResult:
-    backend: str
+    backend: str  # with its settings, e.g. "gsqlite3 (WAL, synchronous FULL: ...)"
     version: str
     sequential: PhaseResult
     concurrent: PhaseResult
@@ -159,7 +159,8 @@ async def _drop_pg_database(pg: _Pg) -> None:
         await admin.close()
 
 
-def _start_pdns(backend: str, workdir: Path, api_key: str, pg: _Pg | None) -> tuple[Server, int]:
+def _start_pdns(backend: str, workdir: Path, api_key: str, pg: _Pg | None,
+                sqlite_synchronous: str | None) -> tuple[Server, int]:
     """pdns_server in the foreground; the Server (DNS port) and the API's port."""
     pdns = binary("pdns_server")
     if pdns is None:
@@ -168,7 +169,10 @@ def _start_pdns(backend: str, workdir: Path, api_key: str, pg: _Pg | None) -> tu
     port, api_port = procs.free_port(), procs.free_port()
     if backend == "gsqlite3":
         launch = [f"--gsqlite3-database={_sqlite_database(workdir)}"]
-        config = "gsqlite3 (WAL, the default)"
+        config = "gsqlite3 (WAL, synchronous FULL: SQLite's default)"
+        if sqlite_synchronous:
+            launch.append(f"--gsqlite3-pragma-synchronous={sqlite_synchronous}")
+            config = f"gsqlite3 (WAL, synchronous {sqlite_synchronous})"
     else:
         assert pg is not None
         launch = [f"--gpgsql-host={pg.host}", f"--gpgsql-port={pg.port}",
@@ -305,10 +309,13 @@ async def _served(http: aiohttp.ClientSession, url: str, port: int) -> bool:
 
 
 async def measure_pdns(backend: str, seconds: float, clients: int, pg_url: str | None = None,
-                       pg_database: str = DEFAULT_PG_DATABASE) -> PdnsResult:
+                       pg_database: str = DEFAULT_PG_DATABASE,
+                       sqlite_synchronous: str | None = None) -> PdnsResult:
     """Start pdns_server on `backend` (gsqlite3 or gpgsql), create the zone through
     its API, measure one-RRset PATCHes for `seconds` with 1 client then `clients`;
-    everything it started (process, temp folder, PostgreSQL database) is gone after."""
+    everything it started (process, temp folder, PostgreSQL database) is gone after.
+    `sqlite_synchronous`: gsqlite3's PRAGMA synchronous (SQLite's default FULL
+    fsyncs the WAL at every commit; zonehost's store runs NORMAL)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}")
     pg = _pg(pg_url or DEFAULT_PG_URL, pg_database) if backend == "gpgsql" else None
@@ -318,7 +325,8 @@ async def measure_pdns(backend: str, seconds: float, clients: int, pg_url: str |
         try:
             if pg is not None:
                 await _create_pg_database(pg)
-            server, api_port = _start_pdns(backend, Path(tmp), api_key, pg)
+            server, api_port = _start_pdns(backend, Path(tmp), api_key, pg,
+                                           sqlite_synchronous)
             try:
                 base = f"http://127.0.0.1:{api_port}/api/v1"
                 version = await _wait_api(server, base, headers)
@@ -336,7 +344,7 @@ async def measure_pdns(backend: str, seconds: float, clients: int, pg_url: str |
                 notes = [f"warm-up errors: {dict(errors)}"] if errors else []
                 if not server.alive():
                     notes.append("pdns_server died:\n" + server.log_tail())
-                return PdnsResult(backend, version, sequential, concurrent, load, served, notes)
+                return PdnsResult(server.config, version, sequential, concurrent, load, served, notes)
             finally:
                 server.stop()
         finally:
@@ -371,13 +379,16 @@ async def main() -> None:
                         help="the PostgreSQL server for gpgsql (its database part is ignored)")
     parser.add_argument("--pg-database", default=DEFAULT_PG_DATABASE,
                         help="scratch database, created afresh and dropped (zh_*)")
+    parser.add_argument("--sqlite-synchronous", choices=["OFF", "NORMAL", "FULL"],
+                        help="gsqlite3's PRAGMA synchronous (default: SQLite's, FULL; "
+                             "zonehost's store runs NORMAL)")
     add_nice_argument(parser)
     args = parser.parse_args()
     backends = BACKENDS if args.backend == "both" else (args.backend,)
     with niceness(args.nice):
         for backend in backends:
             result = await measure_pdns(backend, args.seconds, args.clients, args.pg_url,
-                                        args.pg_database)
+                                        args.pg_database, args.sqlite_synchronous)
             print(describe(result) + f"\n  (nice {args.nice}, --seconds {args.seconds:g})",
                   flush=True)
 
