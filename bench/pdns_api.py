@@ -79,6 +79,11 @@ class PhaseResult:
         return self.ok / self.elapsed_s if self.elapsed_s else 0.0
 
     @property
+    def cpu_ms_per_request(self) -> float:
+        """pdns_server CPU per request, failed ones included."""
+        return self.cpu_ms_per_edit * self.ok / self.requests if self.requests else 0.0
+
+    @property
     def error_count(self) -> int:
         return sum(self.errors.values())
 
@@ -361,7 +366,8 @@ def describe(result: PdnsResult) -> str:
             f"{phase.error_count} errors of {phase.requests} "
             f"({phase.error_count / max(phase.requests, 1):.0%}), "
             f"latency p50 {phase.p50_ms:.1f} ms p99 {phase.p99_ms:.1f} ms, "
-            f"pdns_server CPU {phase.cpu_ms_per_edit:.2f} ms/edit ok")
+            f"pdns_server CPU {phase.cpu_ms_per_edit:.2f} ms/edit ok "
+            f"({phase.cpu_ms_per_request:.2f} ms/request)")
         for error, count in list(phase.errors.items())[:3]:
             lines.append(f"    {count} x {error}")
         for reason, count in list(phase.logged.items())[:3]:
