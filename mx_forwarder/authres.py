@@ -41,7 +41,7 @@ import dns.rdtypes.txtbase
 import spf
 
 from mx_forwarder import dkimverify
-from mx_forwarder.dnscache import Answer, DnsCache, Key, Status, key
+from mx_forwarder.dnscache import Answer, DnsCache, Key, Status, a_labels, key
 from mx_forwarder.message import header_fields, header_from_domain
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ class _Answers:
 
     def txt(self, name: bytes | str, timeout: float = 5) -> bytes:
         """dkimpy's dnsfunc: the first TXT record at `name`, its strings joined."""
-        qname = name.decode("ascii", "replace") if isinstance(name, bytes) else name
+        qname = name.decode("utf-8", "replace") if isinstance(name, bytes) else name
         answer = self.get(key(qname, "TXT"))
         if answer.status is Status.FAILED:
             raise _KeyUnavailable(qname)
@@ -264,10 +264,13 @@ class DnsAuthChecker:
 
     async def results(self, *, client_ip: str, helo: str, mail_from: str,
                       data: bytes) -> AuthResults:
-        sender = mail_from or f"postmaster@{helo}"
-        spf_domain = sender.rpartition("@")[2].lower()
+        # every domain in A-labels (RFC 8616): looked up, aligned and reported as such
+        local, at, spf_domain = (mail_from or f"postmaster@{helo}").rpartition("@")
+        spf_domain = a_labels(spf_domain)
+        sender = local + at + spf_domain
         fields = header_fields(data)
         from_domain = header_from_domain(fields)
+        from_domain = a_labels(from_domain) if from_domain else None
         signatures = sum(1 for n, _ in fields if n == "dkim-signature")
         has_arc = any(n == "arc-seal" for n, _ in fields)
         spf_result, (dkim_results, arc), policy = await asyncio.gather(
@@ -339,7 +342,7 @@ class DnsAuthChecker:
         for index, sig in enumerate(signed):
             assert verifier is not None
             results.append((await self._dkim_one(answers, verifier, index, inline),
-                            _tag(sig, b"d")))
+                            a_labels(_tag(sig, b"d"))))
         arc = await self._arc(answers, data, inline) if has_arc else None
         return tuple(results), arc
 
@@ -431,5 +434,5 @@ def _tag(signature: bytes, name: bytes) -> str:
     for part in signature.split(b";"):
         key_, _, value = part.strip().partition(b"=")
         if key_.strip() == name:
-            return "".join(value.decode("ascii", "replace").split())
+            return "".join(value.decode("utf-8", "replace").split())
     return ""

@@ -15,6 +15,9 @@ the same four or five round trips.
 - Lookups of the same name and type at the same time share one query.
 - At most `max_entries` answers; the least recently used go first. 0 turns
   the cache (and the sharing) off.
+- A name in U-labels (an SMTPUTF8 sender's domain, a DKIM d=) is looked up,
+  and kept, under its A-labels (IDNA 2008 with the UTS 46 mapping, as the
+  store writes names: RFC 8616 section 3).
 
 Every lookup is asynchronous, on the configured resolver (or the system's),
 and ends within `timeout_s`: nothing here blocks the event loop.
@@ -40,6 +43,7 @@ import dns.rdtypes.ANY.SOA
 import dns.resolver
 
 from mx_forwarder import metrics
+from storage.dnsdata.names import IDNA_CODEC
 
 
 class Status(enum.Enum):
@@ -61,7 +65,19 @@ INVALID_NAME = Answer(Status.NXDOMAIN)  # not a DNS name: nothing can exist ther
 
 
 def key(name: str, rdtype: str) -> Key:
-    return name.lower().rstrip("."), dns.rdatatype.RdataType.make(rdtype)
+    return a_labels(name), dns.rdatatype.RdataType.make(rdtype)
+
+
+def a_labels(domain: str) -> str:
+    """`domain` in A-labels, lower case, without the final dot ('Bücher.test' ->
+    'xn--bcher-kva.test'); a name IDNA refuses is left as it is (the lookup
+    then finds nothing)."""
+    if domain.isascii():
+        return domain.lower().rstrip(".")
+    try:
+        return str(dns.name.from_text(domain, idna_codec=IDNA_CODEC).to_text(True)).lower()
+    except (dns.exception.DNSException, UnicodeError, ValueError):
+        return domain.lower().rstrip(".")
 
 
 class DnsCache:
@@ -125,8 +141,8 @@ class DnsCache:
     async def _query(self, k: Key) -> Answer:
         name, rdtype = k
         try:
-            qname = dns.name.from_text(name)
-        except dns.exception.DNSException:
+            qname = dns.name.from_text(name, idna_codec=IDNA_CODEC)
+        except (dns.exception.DNSException, UnicodeError, ValueError):
             return INVALID_NAME
         ttl_s: float
         try:
