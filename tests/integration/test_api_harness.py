@@ -21,8 +21,9 @@ from zoneapi.config import RateLimit, ZoneApiConfig, new_secret_key
 from zoneapi.delivery import SmsGateway
 from zoneapi.endpoints import Routes
 
-FAST = {"argon2_time_cost": 1, "argon2_memory_kib": 8 * 1024,
-            "rate_per_address": RateLimit(10_000, 10_000), "rate_per_token": RateLimit(10_000, 10_000)}
+FAST: dict[str, Any] = {
+    "argon2_time_cost": 1, "argon2_memory_kib": 8 * 1024,
+    "rate_per_address": RateLimit(10_000, 10_000), "rate_per_token": RateLimit(10_000, 10_000)}
 
 
 def api_config(**overrides: Any) -> ZoneApiConfig:

@@ -141,14 +141,6 @@ def signed_in(ok: Expect, narrow: Expect) -> Callable[[str], Expect]:
 
 
 SCOPE = Expect(403, "token_scope")  # a token narrowed by policies changes no setting
-# Cells where the implementation departs from the model, each reported: the matrix
-# pins what it does today, so a fix fails here (then drop the entry).
-GAPS: dict[tuple[str, str], tuple[Expect, str]] = {
-    ("totp confirm", NARROW): (
-        Expect(200), ("POST /me/totp refuses a narrowed token (token_scope), but "
-                      "/me/totp/confirm has no such check: with a code of an enrolment its "
-                      "user started, the token turns TOTP on and is handed the recovery codes")),
-}
 
 
 # Reading the store.
@@ -505,7 +497,7 @@ async def run_auth_matrix(w: AuthWorld, table: list[AuthCase]) -> Outcome:
         shapes: dict[str, tuple[int, Any, frozenset[str]]] = {}
         for caller in CALLERS:
             checked += 1
-            expected, gap = GAPS.get((case.name, caller), (case.expect(caller), ""))
+            expected = case.expect(caller)
             prep = await case.prepare(w, caller)
             reply = await send(w.base.api, case.method, case.path, w.base.tokens[caller],
                                case.body(w, caller, prep), {})
@@ -519,8 +511,7 @@ async def run_auth_matrix(w: AuthWorld, table: list[AuthCase]) -> Outcome:
                 problems[(case.name, caller)] = (
                     f"expected {expected.status} {expected.code} "
                     f"{'acting' if expected.does else 'changing nothing'}, got {got} "
-                    f"{'acting' if acted else 'changing nothing'}: {reply.text[:120]}"
-                    + (f" (a known gap: {gap}; fixed? drop it from GAPS)" if gap else ""))
+                    f"{'acting' if acted else 'changing nothing'}: {reply.text[:120]}")
             if case.public:
                 shapes[caller] = answer_shape(reply)
         for caller, shape in shapes.items():

@@ -31,6 +31,7 @@ from tests.integration.test_api_harness import (
 )
 from zoneapi import totp
 from zoneapi.config import SmsGatewayConfig
+from zoneapi.keys import CONTEXT
 
 Z = "/api/v1/zones/example.com"
 MOBILE = "+33612345678"
@@ -205,6 +206,40 @@ async def test_totp_step_up_for_a_token(world: World) -> None:
     assert (await _edit(w, b))[0] == 403
     # Removing the second factor is itself a sensitive action: stepped up? No: 403.
     assert (await c.call("DELETE", "/api/v1/me/totp", cookie=b.cookie, csrf=b.csrf)).status == 403
+
+
+async def test_totp_guesses_are_limited_per_user(world: World) -> None:
+    """Five wrong codes (step-up or enrolment) lock the user's TOTP checks for
+    `lockout_s`: the right code is refused too until then, and nothing is granted."""
+    w, c, b = world, world.api.client, world.browser
+    secret = (await c.call("POST", "/api/v1/me/totp", cookie=b.cookie, csrf=b.csrf)).body["secret"]
+    right = totp.code_at(secret, w.api.clock.now())
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    for _ in range(2):
+        reply = await c.call("POST", "/api/v1/me/totp/confirm", cookie=b.cookie, csrf=b.csrf,
+                             json_body={"code": wrong})
+        assert (reply.status, reply.code) == (422, "invalid_second_factor")
+    confirm = await c.call("POST", "/api/v1/me/totp/confirm", cookie=b.cookie, csrf=b.csrf,
+                           json_body={"code": right})
+    assert confirm.status == 200  # two failures are below the limit; success clears them
+    token = await seed_token(w.api, w.leader)
+    for _ in range(w.api.app[CONTEXT].config.login_max_failures):
+        w.api.clock.advance(30)
+        wrong = f"{(int(totp.code_at(secret, w.api.clock.now())) + 1) % 1_000_000:06d}"
+        reply = await c.call("POST", "/api/v1/auth/step-up", token=token,
+                             json_body={"totp_code": wrong})
+        assert (reply.status, reply.code) == (403, "invalid_second_factor")
+    w.api.clock.advance(30)
+    locked = await c.call("POST", "/api/v1/auth/step-up", token=token,
+                          json_body={"totp_code": totp.code_at(secret, w.api.clock.now())})
+    assert (locked.status, locked.code) == (429, "too_many_attempts")
+    assert 0 < int(locked.headers["Retry-After"]) <= w.api.app[CONTEXT].config.lockout_s
+    assert (await c.call("DELETE", f"{Z}/rrsets/mail/MX", token=token)).status == 403
+    w.api.clock.advance(w.api.app[CONTEXT].config.lockout_s + 30)
+    up = await c.call("POST", "/api/v1/auth/step-up", token=token,
+                      json_body={"totp_code": totp.code_at(secret, w.api.clock.now())})
+    assert up.status == 200
+    assert (await c.call("DELETE", f"{Z}/rrsets/mail/MX", token=token)).status == 200
 
 
 async def test_sms_limits(world: World) -> None:

@@ -238,8 +238,9 @@ async def step_up(request: web.Request) -> web.Response:
         if totp_code is not None:
             user = await session.get(User, principal.user_id, with_for_update=True)
             assert user is not None
-            passed, operation = user.totp_confirmed_at is not None and factors.check_totp(
-                ctx, user, totp_code), None
+            passed = user.totp_confirmed_at is not None and await factors.check_totp_throttled(
+                session, ctx, user, totp_code)
+            operation = None
         else:
             op = _operation(opt_str(body, "operation") or "")
             passed = await factors.check_code(

@@ -92,15 +92,18 @@ async def confirm_totp(request: web.Request) -> web.Response:
     principal = principal_of(request)
     code = get_str(as_object(body_of(request)), "code")
     async with ctx.db.write() as session:
+        await require_security_change(session, ctx, principal, first_factor=True)
         user = await session.get(User, principal.user_id, with_for_update=True)
         assert user is not None
         if user.totp_confirmed_at is not None or user.totp_secret is None:
             raise Conflict("no_totp_enrolment", "start the enrolment first (POST /me/totp)")
-        if not factors.check_totp(ctx, user, code):
-            raise Unprocessable("invalid_second_factor", "wrong or expired code")
-        user.totp_confirmed_at = ctx.clock.now()
-        codes = await factors.new_recovery_codes(session, ctx, user.id)
-        session.add(audit_row(principal, "user.totp_enabled", "user", user.login))
+        confirmed = await factors.check_totp_throttled(session, ctx, user, code)
+        if confirmed:  # else the failure is committed, then refused below
+            user.totp_confirmed_at = ctx.clock.now()
+            codes = await factors.new_recovery_codes(session, ctx, user.id)
+            session.add(audit_row(principal, "user.totp_enabled", "user", user.login))
+    if not confirmed:
+        raise Unprocessable("invalid_second_factor", "wrong or expired code")
     notices.factor_added(ctx, user.email, user.login, "TOTP")
     return json_response({"recovery_codes": codes})
 

@@ -24,6 +24,7 @@ from zoneapi.crypto import digest, new_numeric_code, new_recovery_code, same
 from zoneapi.delivery import DeliveryError
 from zoneapi.errors import ApiError, TooManyRequests
 from zoneapi.keys import Context
+from zoneapi.services import throttle
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
@@ -45,6 +46,23 @@ def check_totp(ctx: Context, user: User, code: str) -> bool:
         return False
     user.totp_last_counter = step
     return True
+
+
+async def check_totp_throttled(session: AsyncSession, ctx: Context, user: User,
+                               code: str) -> bool:
+    """check_totp, with at most `login_max_failures` wrong codes per user within
+    the login window before a `lockout_s` lock (TooManyRequests). The caller
+    commits the session even when this returns False, so failures count."""
+    key, now = throttle.totp_key(user.id), ctx.clock.now()
+    wait_s = await throttle.locked_for_s(session, [key], now)
+    if wait_s:
+        raise TooManyRequests(wait_s, "too_many_attempts",
+                              "too many wrong codes; try again later")
+    if check_totp(ctx, user, code):
+        await throttle.clear(session, key)
+        return True
+    await throttle.record_failure(session, ctx.config, key, ctx.config.login_max_failures, now)
+    return False
 
 
 def qr_svg(uri: str) -> str:

@@ -22,6 +22,11 @@ def login_key(login: str) -> str:
     return f"login:{login.lower()[:150]}"
 
 
+def totp_key(user_id: int) -> str:
+    """TOTP guesses outside login (step-up, enrolment), per user."""
+    return f"totp:{user_id}"
+
+
 def address_key(address: str) -> str:
     return f"addr:{address}"
 
