@@ -24,13 +24,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import aiosmtplib
-import dns.asyncresolver
-import dns.exception
-import dns.rdatatype
-import dns.resolver
+import dns.name
+from dns.rdtypes.ANY.MX import MX
+from dns.rdtypes.IN.A import A
+from dns.rdtypes.IN.AAAA import AAAA
 
 from mx_forwarder import metrics, notices
 from mx_forwarder.config import ForwarderConfig
+from mx_forwarder.dnscache import DnsCache, Status
 from mx_forwarder.queue import (
     Claimed,
     NewMessage,
@@ -77,18 +78,17 @@ class NoRoute(Exception):
 
 
 class MxResolver:
-    """Target domain -> [(host, address, port)], in preference order."""
+    """Target domain -> [(host, address, port)], in preference order.
 
-    def __init__(self, resolver: tuple[str, int] | None, transport: Mapping[str, tuple[str, int]],
-                 port: int, timeout_s: float) -> None:
+    Every lookup goes through the process's DNS cache (dnscache.py): a burst
+    of mail to one domain costs one MX and one address query per TTL, and a
+    resolver outage one time-out per `failure_ttl_s`, not one per message."""
+
+    def __init__(self, cache: DnsCache, transport: Mapping[str, tuple[str, int]],
+                 port: int) -> None:
         self._transport = {k.lower().rstrip("."): v for k, v in transport.items()}
         self._port = port
-        self._resolver = dns.asyncresolver.Resolver(configure=resolver is None)
-        if resolver is not None:
-            self._resolver.nameservers = [resolver[0]]
-            self._resolver.port = resolver[1]
-        self._resolver.lifetime = timeout_s
-        self._resolver.cache = dns.resolver.LRUCache(4096)  # answers kept for their TTL
+        self._cache = cache
 
     async def route(self, domain: str) -> list[tuple[str, str, int]]:
         domain = domain.lower().rstrip(".")
@@ -96,21 +96,19 @@ class MxResolver:
         if fixed is not None:
             host, port = fixed
             return [(host, await self._address(host), port)]
-        try:
-            answer = await self._resolver.resolve(domain, "MX")
-            exchanges = sorted(
-                ((r.preference, random.random(), r.exchange.to_text(omit_final_dot=True))
-                 for r in answer), key=lambda t: (t[0], t[1])
-            )
-            hosts = [h for _, _, h in exchanges]
-            if hosts == [""] or hosts == ["."]:
-                raise NoRoute(f"{domain} does not accept mail (null MX)", True, "5.1.10")
-        except dns.resolver.NXDOMAIN as exc:
-            raise NoRoute(f"domain {domain} does not exist", True, "5.1.2") from exc
-        except dns.resolver.NoAnswer:
+        answer = await self._cache.lookup(domain, "MX")
+        if answer.status is Status.NXDOMAIN:
+            raise NoRoute(f"domain {domain} does not exist", True, "5.1.2")
+        if answer.status is Status.FAILED:
+            raise NoRoute(f"MX lookup for {domain} failed", False, "4.4.3")
+        if answer.status is Status.NODATA:
             hosts = [domain]  # RFC 5321 5.1: the implicit MX
-        except (dns.exception.DNSException, OSError) as exc:
-            raise NoRoute(f"MX lookup for {domain} failed: {exc}", False, "4.4.3") from exc
+        else:
+            exchanges = sorted((r.preference, random.random(), r.exchange)
+                               for r in answer.records if isinstance(r, MX))
+            if [e for _, _, e in exchanges] == [dns.name.root]:
+                raise NoRoute(f"{domain} does not accept mail (null MX)", True, "5.1.10")
+            hosts = [e.to_text(omit_final_dot=True) for _, _, e in exchanges]
         routes = []
         for host in hosts:
             try:
@@ -127,13 +125,12 @@ class MxResolver:
         except ValueError:
             pass
         for rdtype in ("A", "AAAA"):
-            try:
-                answer = await self._resolver.resolve(host, rdtype)
-                return str(answer[0].address)
-            except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):
-                continue
-            except (dns.exception.DNSException, OSError) as exc:
-                raise NoRoute(f"lookup of {host} failed: {exc}", False, "4.4.3") from exc
+            answer = await self._cache.lookup(host, rdtype)
+            if answer.status is Status.FAILED:
+                raise NoRoute(f"lookup of {host} {rdtype} failed", False, "4.4.3")
+            for r in answer.records:
+                if isinstance(r, A | AAAA):
+                    return str(r.address)
         raise NoRoute(f"{host} has no address", False, "4.4.3")
 
 

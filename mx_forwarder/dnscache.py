@@ -1,4 +1,4 @@
-"""The DNS answers the inbound checks need (SPF, DKIM keys, DMARC), cached
+"""The DNS answers the forwarder needs (SPF, DKIM keys, DMARC, MX), cached
 for the life of the process, as OpenDKIM and rspamd keep theirs: mail from
 one sender domain arrives in bursts, and each message would otherwise cost
 the same four or five round trips.
@@ -18,6 +18,9 @@ the same four or five round trips.
 - A name in U-labels (an SMTPUTF8 sender's domain, a DKIM d=) is looked up,
   and kept, under its A-labels (IDNA 2008 with the UTS 46 mapping, as the
   store writes names: RFC 8616 section 3).
+
+One cache serves the whole process: the inbound checks and the delivery
+workers' MX and address lookups.
 
 Every lookup is asynchronous, on the configured resolver (or the system's),
 and ends within `timeout_s`: nothing here blocks the event loop.

@@ -20,7 +20,8 @@ LOW_DISK = Gauge("zonehost_mx_low_disk", "1 while new mail is refused for lack o
 TARPIT = Counter("zonehost_mx_tarpit_seconds", "seconds MAIL replies were held back (backpressure)")
 SIGNING_FAILED = Counter("zonehost_mx_signing_failed", "messages forwarded without our DKIM/ARC")
 AUTH_DNS = Counter("zonehost_mx_auth_dns_lookups",
-                   "DNS lookups of the inbound checks (SPF, DKIM keys, DMARC), by outcome: "
+                   "DNS lookups through the forwarder's cache (inbound checks: SPF, DKIM keys, "
+                   "DMARC; delivery: MX, A, AAAA), by outcome: "
                    "hit (cache), shared (a query in flight), found, nxdomain, nodata, failed",
                    ["outcome"])
 AUTH_DNS_HIT = AUTH_DNS.labels("hit")

@@ -17,6 +17,7 @@ from mx_forwarder.aliascache import AliasCache
 from mx_forwarder.authres import DnsAuthChecker
 from mx_forwarder.config import ForwarderConfig
 from mx_forwarder.delivery import DeliveryService, MxResolver, Sender
+from mx_forwarder.dnscache import DnsCache
 from mx_forwarder.errors import ForwarderError
 from mx_forwarder.limits import ClientLimits
 from mx_forwarder.overload import OverloadGuard, OverloadSettings
@@ -141,10 +142,10 @@ async def start_forwarder(config: ForwarderConfig, db: Database) -> ForwarderHan
     # One SQLite file, two engines: writes take turns here rather than in
     # SQLite's busy handler, which sleeps (1 ms, 2 ms, 5 ms ...) when it waits.
     gate = asyncio.Lock()
+    dns_cache = DnsCache(config.resolver, config.dns_timeout_s)  # one for the whole process
     delivery = None
     if config.run_delivery:
-        mx = MxResolver(config.resolver, config.transport, config.delivery_port,
-                        config.dns_timeout_s)
+        mx = MxResolver(dns_cache, config.transport, config.delivery_port)
         delivery = DeliveryService(config, db, Sender(config, mx),
                                    gate if queue_db is not None else None, signatures)
         delivery.start()
@@ -163,7 +164,8 @@ async def start_forwarder(config: ForwarderConfig, db: Database) -> ForwarderHan
         )
         limits = ClientLimits(config.max_connections, config.max_connections_per_client,
                               config.max_messages_per_client_per_minute)
-        auth = (DnsAuthChecker(config.hostname, config.resolver, min(config.dns_timeout_s, 3.0))
+        auth = (DnsAuthChecker(config.hostname, config.resolver, min(config.dns_timeout_s, 3.0),
+                               cache=dns_cache)
                 if config.auth_results else None)
         cache = AliasCache(db, config.alias_cache_check_s, config.alias_cache_max_age_s)
         overload = overload_guard(config, db, writer)
