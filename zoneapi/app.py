@@ -29,7 +29,7 @@ from zoneapi.errors import ApiError, TooManyRequests
 from zoneapi.jsonio import json_response
 from zoneapi.keys import CONTEXT, Context
 from zoneapi.passwords import Passwords
-from zoneapi.ratelimit import RateLimiter
+from zoneapi.ratelimit import Limiter, RateLimiter
 from zoneapi.routes import setup_routes
 
 log = logging.getLogger(__name__)
@@ -104,8 +104,13 @@ def create_app(
     clock: Clock | None = None,
     mailer: Mailer | None = None,
     sms: SmsGateway | None = None,
+    address_limiter: Limiter | None = None,
+    token_limiter: Limiter | None = None,
 ) -> web.Application:
-    """The API on an open database; the caller owns `db` and closes it."""
+    """The API on an open database; the caller owns `db` and closes it.
+
+    The limiters default to buckets of this process; several worker
+    processes pass the same `ratelimit.SharedRateLimiter`s to share them."""
     if mailer is None:
         mailer = SmtpMailer(config.smtp, config.mail_from) if config.smtp else OutboxMailer(db)
     if sms is None:
@@ -114,8 +119,10 @@ def create_app(
         config=config, db=db, clock=clock or SystemClock(),
         passwords=Passwords(config.argon2_time_cost, config.argon2_memory_kib),
         box=SecretBox(config.secret_key), mailer=mailer, notifier=Notifier(mailer), sms=sms,
-        address_limiter=RateLimiter(config.rate_per_address),
-        token_limiter=RateLimiter(config.rate_per_token),
+        address_limiter=(RateLimiter(config.rate_per_address) if address_limiter is None
+                         else address_limiter),
+        token_limiter=(RateLimiter(config.rate_per_token) if token_limiter is None
+                       else token_limiter),
     )
     app = web.Application(
         middlewares=[metrics_middleware, errors_middleware, address_limit_middleware],

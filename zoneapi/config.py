@@ -36,6 +36,8 @@ class ZoneApiConfig:
     # Key for encrypting TOTP secrets at rest (Fernet, urlsafe base64 of 32 bytes).
     secret_key: bytes
     listen: tuple[str, int] = ("127.0.0.1", 8053)
+    # Processes of `zonehost zoneapi` sharing `listen` (SO_REUSEPORT) and the rate limits.
+    workers: int = 1
     public_url: str = "http://127.0.0.1:8053"  # base of links sent by e-mail
     # Limits
     max_body_bytes: int = 1024 * 1024
@@ -116,6 +118,12 @@ def _hostport(text: str, error: type[Exception]) -> tuple[str, int]:
     return host, int(port)
 
 
+def _at_least_one(value: int, name: str) -> int:
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, not {value}")
+    return value
+
+
 def from_settings(s: _Settings, error: type[Exception] = ValueError) -> ZoneApiConfig:
     """Read `zoneapi_*` settings (`[zoneapi]` in the file, ZONEHOST_ZONEAPI_* in the env)."""
     key_text = s.optional_str("zoneapi_secret_key")
@@ -138,6 +146,7 @@ def from_settings(s: _Settings, error: type[Exception] = ValueError) -> ZoneApiC
             secret_key=secret_key,
             listen=_hostport(s.str("zoneapi_listen", s.str("http_listen", "127.0.0.1:8053")),
                              error),
+            workers=_at_least_one(s.int("zoneapi_workers", d.workers), "zoneapi_workers"),
             public_url=s.str("zoneapi_public_url", d.public_url),
             max_body_bytes=s.int("zoneapi_max_body_bytes", d.max_body_bytes),
             max_import_bytes=s.int("zoneapi_max_import_bytes", d.max_import_bytes),

@@ -12,7 +12,7 @@ from zoneapi.config import ZoneApiConfig
 from zoneapi.crypto import SecretBox
 from zoneapi.delivery import Mailer, Notifier, SmsGateway
 from zoneapi.passwords import Passwords
-from zoneapi.ratelimit import RateLimiter
+from zoneapi.ratelimit import Limiter
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,8 +27,8 @@ class Context:
     mailer: Mailer
     notifier: Notifier
     sms: SmsGateway
-    address_limiter: RateLimiter
-    token_limiter: RateLimiter
+    address_limiter: Limiter
+    token_limiter: Limiter
 
 
 CONTEXT = web.AppKey("zoneapi.context", Context)
