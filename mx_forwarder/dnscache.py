@@ -19,8 +19,8 @@ the same four or five round trips.
   and kept, under its A-labels (IDNA 2008 with the UTS 46 mapping, as the
   store writes names: RFC 8616 section 3).
 
-One cache serves the whole process: the inbound checks and the delivery
-workers' MX and address lookups.
+One cache serves the whole process: the inbound checks, the delivery
+workers' MX and address lookups, the check of our own signing key.
 
 Every lookup is asynchronous, on the configured resolver (or the system's),
 and ends within `timeout_s`: nothing here blocks the event loop.

@@ -19,9 +19,14 @@ OVERLOADED = Gauge("zonehost_mx_overloaded",
 LOW_DISK = Gauge("zonehost_mx_low_disk", "1 while new mail is refused for lack of free space")
 TARPIT = Counter("zonehost_mx_tarpit_seconds", "seconds MAIL replies were held back (backpressure)")
 SIGNING_FAILED = Counter("zonehost_mx_signing_failed", "messages forwarded without our DKIM/ARC")
+SIGNING_KEY_PUBLISHED = Gauge(
+    "zonehost_mx_signing_key_published",
+    "1 when the DKIM key record of our signing domain and selector holds the public key of "
+    "signing_key_file, 0 when it is missing or another key (our signatures then fail)",
+    ["domain", "selector"])
 AUTH_DNS = Counter("zonehost_mx_auth_dns_lookups",
                    "DNS lookups through the forwarder's cache (inbound checks: SPF, DKIM keys, "
-                   "DMARC; delivery: MX, A, AAAA), by outcome: "
+                   "DMARC; delivery: MX, A, AAAA; our signing key), by outcome: "
                    "hit (cache), shared (a query in flight), found, nxdomain, nodata, failed",
                    ["outcome"])
 AUTH_DNS_HIT = AUTH_DNS.labels("hit")

@@ -16,10 +16,20 @@ fields it arrived with (none of them is ever covered by a signature of
 ours, RFC 8617 4.1.2), so that a sender cannot slip its own claims under
 our authserv-id into the ARC-Authentication-Results; only the one we
 prepended is sealed.
+
+`watch_published_key` checks, from the start and then every hour, that the
+key record at <selector>._domainkey.<domain> holds our public key: when it
+is missing or holds another key, every signature of ours fails at the
+receivers, so it says so (a warning with the record to publish, and the
+gauge zonehost_mx_signing_key_published).
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
+import enum
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,11 +37,14 @@ from typing import Any
 
 import dkim
 import dkim.crypto
+import dkim.util
+import dns.rdtypes.txtbase
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from mx_forwarder import metrics
+from mx_forwarder.dnscache import DnsCache, Status
 from mx_forwarder.errors import ForwarderError
 from mx_forwarder.message import CRLF, header_block
 
@@ -121,7 +134,8 @@ def signing_view(data: bytes, keep_first: bool) -> bytes:
 class Signer:
     def __init__(self, settings: SigningSettings) -> None:
         self.settings = settings
-        load_key(settings.key_pem)
+        numbers = load_key(settings.key_pem).public_key().public_numbers()
+        self.public_key = (numbers.n, numbers.e)
         self._domain = settings.domain.lower().rstrip(".").encode()
         self._selector = settings.selector.encode()
         self._srv_id = settings.authserv_id.encode()
@@ -152,3 +166,85 @@ class Signer:
             metrics.SIGNING_FAILED.inc()
             log.warning("message not signed (or not sealed): %s", exc)
         return added
+
+
+# --- is our public key published? -------------------------------------------
+
+KEY_RECHECK_S = 3600.0
+KEY_RETRY_S = 60.0  # after a failed lookup
+
+
+class KeyState(enum.Enum):
+    PUBLISHED = "published"
+    MISSING = "missing"  # no record, or p= empty (revoked)
+    DIFFERENT = "different"  # a record, not with our key
+    UNKNOWN = "unknown"  # the lookup failed
+
+
+def key_name(settings: SigningSettings) -> str:
+    return f"{settings.selector}._domainkey.{settings.domain.rstrip('.')}"
+
+
+def key_record(public_key: tuple[int, int]) -> str:
+    """The TXT rdata (master-file strings of at most 255 characters) that publishes
+    `public_key` (modulus, exponent)."""
+    der = rsa.RSAPublicNumbers(public_key[1], public_key[0]).public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    text = "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode()
+    return " ".join(f'"{text[i:i + 255]}"' for i in range(0, len(text), 255))
+
+
+_UNREADABLE = (0, 0)  # a key record we cannot read (another algorithm, bad base64): not ours
+
+
+def _record_key(text: bytes) -> tuple[int, int] | None:
+    """(modulus, exponent) of a DKIM key record; None when p= is absent or empty (revoked)."""
+    try:
+        p = b"".join(dkim.util.parse_tag_value(text).get(b"p", b"").split())
+    except dkim.util.InvalidTagValueList:
+        return _UNREADABLE
+    if not p:
+        return None
+    try:
+        parsed = dkim.crypto.parse_public_key(base64.b64decode(p, validate=True))
+        return int(parsed["modulus"]), int(parsed["publicExponent"])
+    except (dkim.crypto.UnparsableKeyError, binascii.Error, ValueError, KeyError, IndexError):
+        return _UNREADABLE
+
+
+async def published_key(cache: DnsCache, signer: Signer) -> KeyState:
+    """Does the key record of our selector hold our public key (every record there, if several)?"""
+    answer = await cache.lookup(key_name(signer.settings), "TXT")
+    if answer.status is Status.FAILED:
+        return KeyState.UNKNOWN
+    keys = [_record_key(b"".join(r.strings)) for r in answer.records
+            if isinstance(r, dns.rdtypes.txtbase.TXTBase)]
+    if not any(keys):
+        return KeyState.MISSING
+    return KeyState.PUBLISHED if all(k == signer.public_key for k in keys) else KeyState.DIFFERENT
+
+
+async def watch_published_key(cache: DnsCache, signer: Signer, key_file: str) -> None:
+    """`published_key` now and every KEY_RECHECK_S, into the gauge; a warning when it
+    goes wrong (the lookup failing is retried after KEY_RETRY_S, the gauge kept)."""
+    name = key_name(signer.settings)
+    last = None
+    while True:
+        state = await published_key(cache, signer)
+        if state is not last:
+            if state is KeyState.PUBLISHED:
+                log.info("the DKIM key at %s is the public key of %s", name, key_file)
+            elif state is KeyState.UNKNOWN:
+                log.warning("cannot look up the DKIM key at %s (trying again in %.0f s)",
+                            name, KEY_RETRY_S)
+            else:
+                log.warning("%s at %s: receivers will fail every signature of ours; "
+                            "publish the public key of %s there: %s IN TXT %s",
+                            "no DKIM key" if state is KeyState.MISSING else "another DKIM key",
+                            name, key_file, name, key_record(signer.public_key))
+        if state is not KeyState.UNKNOWN:
+            metrics.SIGNING_KEY_PUBLISHED.labels(  # the series appears with the first answer
+                signer.settings.domain.rstrip("."), signer.settings.selector,
+            ).set(1 if state is KeyState.PUBLISHED else 0)
+        last = state
+        await asyncio.sleep(KEY_RETRY_S if state is KeyState.UNKNOWN else KEY_RECHECK_S)
