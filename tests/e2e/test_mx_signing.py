@@ -105,7 +105,7 @@ async def forwarder(db: Database, ns: Nameserver, sink: Sink, key_file: Path,
         "signing_selector": "sel", "signing_key_file": str(key_file),
     }
     settings.update(overrides)
-    return await start_forwarder(config(**settings), db)  # type: ignore[arg-type]
+    return await start_forwarder(config(**settings), db)
 
 
 def tag(header: bytes, name: str, data: bytes) -> str:
