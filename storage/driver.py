@@ -24,9 +24,10 @@ of its CPU there. A `Tx` runs the same SQL text on either backend:
 - `SessionTx`: the same SQL inside an ORM session's transaction, for the
   writers that use the ORM around it.
 
-SQL is written for PostgreSQL with two portable forms that SQLite gets
-rewritten: `col = ANY($n)` (the parameter made by `tx.array()`) and a
-trailing `FOR UPDATE [OF t]` (SQLite's write lock is the whole database).
+SQL is written for PostgreSQL with three portable forms that SQLite gets
+rewritten: `col = ANY($n)` (the parameter made by `tx.array()`), a
+trailing `FOR UPDATE [OF t]` (SQLite's write lock is the whole database)
+and `string_agg(x, sep)` (SQLite's `group_concat`).
 """
 
 from __future__ import annotations
@@ -53,13 +54,16 @@ BUSY_TIMEOUT_MS = 30_000
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 _ANY = re.compile(r"= ANY\(\$(\d+)\)")
 _FOR_UPDATE = re.compile(r"\s+FOR UPDATE( OF \w+)?\s*$")
+_STRING_AGG = re.compile(r"\bstring_agg\(")
 
 
 @lru_cache(maxsize=512)
 def sqlite_sql(sql: str) -> str:
-    """`sql` as SQLite takes it: `?1` placeholders, json_each() for ANY, no FOR UPDATE."""
+    """`sql` as SQLite takes it: `?1` placeholders, json_each() for ANY, no FOR
+    UPDATE, group_concat() for string_agg()."""
     sql = _FOR_UPDATE.sub("", sql)
     sql = _ANY.sub(r"IN (SELECT value FROM json_each(?\1))", sql)
+    sql = _STRING_AGG.sub("group_concat(", sql)
     return _PLACEHOLDER.sub(r"?\1", sql)
 
 

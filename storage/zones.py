@@ -7,7 +7,7 @@ module, so the rules, the serial and the feed cannot be skipped.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from storage.dnsdata import RRsetData, ZoneContent, check_edit, check_zone, rrset_from_rdatas
-from storage.driver import SessionTx, Tx
+from storage.driver import Row, SessionTx, Tx
 from storage.models import Record, RRset, Zone, ZoneStatus
 from storage.serial import next_serial
 
@@ -195,23 +195,28 @@ _CURRENT = (
     "SELECT s.name, s.rdtype, s.ttl, r.wire FROM rrsets s JOIN records r ON r.rrset_id = s.id"
     " WHERE s.zone_id = $1"
 )
+_CURRENT_ONE = _CURRENT + " AND s.name = $2 AND s.rdtype = $3"
 
 
 async def current_rrsets(
-    db: AsyncSession | Tx, zone_id: int
+    db: AsyncSession | Tx, zone_id: int, only: tuple[str, int] | None = None
 ) -> dict[tuple[str, int], RRsetData]:
-    """The zone's RRsets (SOA excluded), rebuilt as validated values."""
+    """The zone's RRsets (SOA excluded), rebuilt as validated values; only the
+    RRset `only` (name, rdtype) when given."""
     tx = SessionTx(db) if isinstance(db, AsyncSession) else db
     grouped: dict[tuple[str, int], tuple[int, list[bytes]]] = {}
-    for name, rdtype, ttl, wire in await tx.fetch(_CURRENT, zone_id):
+    rows = await (tx.fetch(_CURRENT, zone_id) if only is None
+                  else tx.fetch(_CURRENT_ONE, zone_id, *only))
+    for name, rdtype, ttl, wire in rows:
         grouped.setdefault((name, rdtype), (ttl, []))[1].append(bytes(wire))
-    result: dict[tuple[str, int], RRsetData] = {}
-    for (name, rdtype), (ttl, wires) in grouped.items():
-        owner = dns.name.from_text(name)
-        kind = dns.rdatatype.RdataType.make(rdtype)
-        rdatas = [dns.rdata.from_wire(dns.rdataclass.IN, kind, w, 0, len(w)) for w in wires]
-        result[(name, rdtype)] = rrset_from_rdatas(owner, kind, ttl, rdatas)
-    return result
+    return {key: _from_wires(key[0], key[1], ttl, wires)
+            for key, (ttl, wires) in grouped.items()}
+
+
+def _from_wires(name: str, rdtype: int, ttl: int, wires: Sequence[bytes]) -> RRsetData:
+    kind = dns.rdatatype.RdataType.make(rdtype)
+    rdatas = [dns.rdata.from_wire(dns.rdataclass.IN, kind, w, 0, len(w)) for w in wires]
+    return rrset_from_rdatas(dns.name.from_text(name), kind, ttl, rdatas)
 
 
 @dataclass(frozen=True, slots=True)
@@ -512,6 +517,14 @@ async def _stored_near(
     else:
         related = {ancestor for name in near for ancestor in _ancestors(name)}
         rows = await tx.fetch(_NEAR, zone_id, names, tx.array(sorted(related)))
+    return _split_near(rows, touched)
+
+
+def _split_near(
+    rows: Iterable[Row], touched: Collection[tuple[str, int]]
+) -> tuple[dict[tuple[str, int], int], list[_Rows]]:
+    """_stored_near()'s answer from rows (rrset id, name, rdtype, ttl,
+    content, wire), content NULL past the RRsets at the edited names."""
     index: dict[tuple[str, int], int] = {}
     records: dict[tuple[str, int], tuple[int, list[str], list[bytes]]] = {}
     for rrset_id, name, rdtype, ttl, content, wire in rows:
@@ -524,6 +537,115 @@ async def _stored_near(
     old = [_Rows(key[0], key[1], ttl, tuple(contents), tuple(wires))
            for key, (ttl, contents, wires) in records.items()]
     return index, old
+
+
+# The reads of an edit at some names, in one statement (the zone API's RRset
+# routes, storage.zones.read_for_edit): the zone row; the rights granted on
+# it to the user $3 (NULL: none read); the RRsets _NEAR reads (at the
+# ancestors $6 of the edited names $2, with the records of those at $2: all
+# the zone's RRsets when $6 is left out, as _WHOLE); and the zone's record
+# count, only when the edit may grow the zone: when its $4 new records are
+# more than those stored at its names $2 and types $5 (a count is a pass
+# over the zone's records: a one-RRset edit that replaces as many records
+# as it writes needs none). The subqueries name no column of the outer
+# row, so each runs at most once (PostgreSQL's InitPlans, SQLite's
+# constant subqueries), and the CASE runs the count only when needed.
+_EDIT_READ = """
+WITH z AS (SELECT z.id, z.name, z.account_id, z.business_unit_id, z.status, z.serial,
+                  b.ip_allowlist
+           FROM zones z LEFT JOIN business_units b ON b.id = z.business_unit_id
+           WHERE z.name = $1),
+near AS (SELECT s.id, s.name, s.rdtype, s.ttl, r.id AS record_id, r.content, r.wire
+         FROM rrsets s LEFT JOIN records r ON r.rrset_id = s.id AND s.name = ANY($2)
+         WHERE s.zone_id = (SELECT id FROM z){near})
+SELECT z.id, z.name, z.account_id, z.business_unit_id, z.status, z.serial, z.ip_allowlist,
+       (SELECT string_agg(u."right", ',') FROM user_rights u
+        WHERE u.user_id = $3 AND u.zone_id = (SELECT id FROM z)),
+       CASE WHEN $4 > (SELECT count(*) FROM near
+                       WHERE content IS NOT NULL AND rdtype = ANY($5))
+            THEN (SELECT count(*) FROM records r JOIN rrsets s ON s.id = r.rrset_id
+                  WHERE s.zone_id = (SELECT id FROM z)) END,
+       n.id, n.name, n.rdtype, n.ttl, n.content, n.wire
+FROM z LEFT JOIN near n ON true ORDER BY n.id, n.record_id
+"""
+_EDIT_READ_NEAR = _EDIT_READ.format(near=" AND s.name = ANY($6)")
+_EDIT_READ_WHOLE = _EDIT_READ.format(near="")
+# "Count whatever is stored": the edit's new records are not known before the read.
+_ALWAYS = 2**62
+
+
+@dataclass(frozen=True, slots=True)
+class Near:
+    """The RRsets an edit at `names` involves, read by read_for_edit() before
+    the edit was planned: those at the names and their ancestors (every
+    RRset of the zone when `whole`), the records of those at `names`, and
+    the zone's record count when the edit could grow the zone."""
+
+    names: frozenset[str]
+    whole: bool
+    rows: tuple[Row, ...]
+    record_count: int | None
+
+    def covers(self, touched: Iterable[tuple[str, int]], adds_dname: bool) -> bool:
+        """Whether these rows are exactly what apply_changes() would read for
+        an edit of the RRsets `touched`: at the same names (a rule involves
+        only them and their ancestors), and the whole zone if and only if
+        the edit adds a DNAME."""
+        return self.whole == adds_dname and {name for name, _ in touched} == self.names
+
+    def rrset(self, name: str, rdtype: int) -> RRsetData | None:
+        """The RRset stored at (name, rdtype), one of `names`, or None."""
+        ttl, wires = 0, []
+        for _, row_name, row_type, row_ttl, content, wire in self.rows:
+            if row_name == name and row_type == rdtype and content is not None:
+                ttl = row_ttl
+                wires.append(bytes(wire))
+        return _from_wires(name, rdtype, ttl, wires) if wires else None
+
+
+@dataclass(frozen=True, slots=True)
+class EditRead:
+    zone: ZoneRow
+    granted: tuple[str, ...]  # the rights granted to the user named, if any
+    near: Near
+
+
+async def read_for_edit(
+    tx: Tx, zone_name: str, keys: Collection[tuple[str, int]], *, whole: bool = False,
+    new_records: int | None = 0, user_id: int | None = None,
+) -> EditRead | None:
+    """Everything an edit of the RRsets `keys` reads, in one statement
+    (_EDIT_READ): the zone, `user_id`'s rights on it, and what
+    apply_changes(near=...) needs; None if the zone does not exist.
+    `new_records`: the number of records the edit writes (None: not known
+    yet), to tell whether the zone's record count is needed.
+
+    Outside a transaction (PostgreSQL, `Database.statements()`) one
+    statement reads from one snapshot, so the zone's serial and its RRsets
+    agree; apply_changes()'s write then writes only if that serial is still
+    the zone's (every write to a zone moves it), so nothing the snapshot
+    missed can be overwritten. In a PostgreSQL transaction call lock_zone()
+    first: after a wait for the lock this statement sees the other writer's
+    commit (READ COMMITTED takes a snapshot per statement), which one
+    statement that both locked and read would not. On SQLite the
+    transaction already holds the database's write lock."""
+    names = sorted({name for name, _ in keys})
+    args: list[object] = [
+        zone_name, tx.array(names), user_id, _ALWAYS if new_records is None else new_records,
+        tx.array(sorted({rdtype for _, rdtype in keys}))]
+    if not whole:
+        args.append(tx.array(sorted({a for name in names for a in _ancestors(name)})))
+    rows = await tx.fetch(_EDIT_READ_WHOLE if whole else _EDIT_READ_NEAR, *args)
+    if not rows:
+        return None
+    first = rows[0]
+    allowlist = tx.json_out(first[6]) if first[6] is not None else []
+    zone = ZoneRow(first[0], first[1], first[2], first[3], ZoneStatus(first[4]), first[5],
+                   tuple(allowlist or ()))
+    granted = tuple(first[7].split(",")) if first[7] else ()
+    near = tuple(tuple(row[9:]) for row in rows if row[9] is not None)
+    count = int(first[8]) if first[8] is not None else None
+    return EditRead(zone, granted, Near(frozenset(names), whole, near, count))
 
 
 async def _insert_rows(tx: Tx, zone_id: int, rrsets: Sequence[_Rows]) -> None:
@@ -565,6 +687,7 @@ async def _insert_rows(tx: Tx, zone_id: int, rrsets: Sequence[_Rows]) -> None:
 async def apply_changes(
     db: AsyncSession | Tx, zone_name: str | Zone | ZoneRow, changes: Sequence[RRsetChange],
     actor: Actor, *, kind: str = "update", max_records: int | None = None,
+    near: Near | None = None,
 ) -> WriteResult:
     """Apply RRset changes atomically; zone rules are checked on the result.
 
@@ -577,9 +700,12 @@ async def apply_changes(
     the zone and its RRsets are read unlocked and the write is one statement
     (its own transaction) that first locks the zone and writes only if its
     serial is still the one read (every write to a zone moves its serial):
-    otherwise ZoneChanged, nothing written. `max_records` is then checked
-    before the write, from a count read there (ZoneFull); inside a
-    transaction the caller counts after the write instead."""
+    otherwise ZoneChanged, nothing written. `max_records`: an edit that
+    would take the zone past it is refused before writing (ZoneFull).
+
+    `near`: what read_for_edit() read for these changes (in this
+    transaction, or at the zone's serial `zone_name` carries), so that
+    nothing is read again; ignored unless it covers them (Near.covers)."""
     tx = SessionTx(db) if isinstance(db, AsyncSession) else db
     if isinstance(zone_name, str):
         locked = await lock_zone(tx, zone_name)
@@ -593,8 +719,13 @@ async def apply_changes(
     deletes = [(c.name, c.rdtype) for c in changes if c.rrset is None]
     adds_dname = any(r.rdtype == dns.rdatatype.DNAME for r in puts)
     touched = {(c.name.to_text(), int(c.rdtype)) for c in changes}
-    index, old = await _stored_near(
-        tx, zone.id, None if adds_dname else [name for name, _ in touched], touched)
+    if near is not None and not near.covers(touched, adds_dname):
+        near = None
+    if near is not None:
+        index, old = _split_near(near.rows, touched)
+    else:
+        index, old = await _stored_near(
+            tx, zone.id, None if adds_dname else [name for name, _ in touched], touched)
     existing = [(name_of(name), rdtype) for name, rdtype in index]
     problems = check_edit(origin, existing, put=puts, delete=deletes)
     if problems:
@@ -606,9 +737,12 @@ async def apply_changes(
     previous = zone.serial
     serial = next_serial(previous, _today())
     now = datetime.now(UTC)
-    if not tx.in_transaction and max_records is not None and len(added) > len(removed):
-        row = await tx.fetchrow(_RECORD_COUNT, zone.id)
-        if (int(row[0]) if row else 0) + len(added) - len(removed) > max_records:
+    if max_records is not None and len(added) > len(removed):
+        count = near.record_count if near is not None else None
+        if count is None:
+            row = await tx.fetchrow(_RECORD_COUNT, zone.id)
+            count = int(row[0]) if row else 0
+        if count + len(added) - len(removed) > max_records:
             raise ZoneFull(zone.name, max_records)
     if tx.is_postgres:
         change_id = await _write_pg(tx, zone, index, touched, new, serial, now, kind=kind,

@@ -8,6 +8,7 @@ Route authors call these; see zoneapi/README.md.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from functools import lru_cache
 
 from sqlalchemy import bindparam, select
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.dnsdata import InvalidName, zone_origin
 from storage.driver import SessionTx, Tx
 from storage.models import AuditEntry, BusinessUnit, Right, UserRight, UserRole, Zone
-from storage.zones import Actor, ZoneRow, lock_zone
+from storage.zones import Actor, ZoneRow
 from zoneapi.auth import Principal
 from zoneapi.errors import BadRequest, Forbidden, NotFound
 from zoneapi.jsonio import dumps
@@ -118,24 +119,12 @@ async def zone_for_write(
     return access, zone
 
 
-_GRANTED_SQL = 'SELECT "right" FROM user_rights WHERE user_id = $1 AND zone_id = $2'
-
-
-async def zone_for_edit(
-    tx: Tx, principal: Principal, zone_text: str
-) -> tuple[ZoneAccess, ZoneRow]:
-    """zone_for_write() on a plain driver transaction (storage.driver): the
-    edit path's lookup, without ORM objects."""
-    name = zone_name(zone_text)
-    zone = await lock_zone(tx, name)
-    if zone is None:
-        raise NotFound(f"zone {name} not found", code="zone_not_found")
-    granted: list[Right] = []
-    if principal.role == UserRole.USER and zone.account_id == principal.account_id:
-        granted = [Right(r[0]) for r in await tx.fetch(_GRANTED_SQL, principal.user_id, zone.id)]
-    access = _decide(principal, name, zone.id, zone.account_id, zone.business_unit_id,
-                     list(zone.unit_allowlist), granted)
-    return access, zone
+def edit_access(principal: Principal, zone: ZoneRow, granted: Sequence[str]) -> ZoneAccess:
+    """The caller's access to `zone`, read by an edit (404 and 403 as
+    zone_access()); `granted`: the rights granted on it to the caller if it
+    is a user account (storage.zones.read_for_edit reads them with the zone)."""
+    return _decide(principal, zone.name, zone.id, zone.account_id, zone.business_unit_id,
+                   list(zone.unit_allowlist), [Right(r) for r in granted])
 
 
 async def _access(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import dns.name
+import dns.rdatatype
 from aiohttp import web
 from sqlalchemy import func, select
 
@@ -22,7 +23,7 @@ from storage.dnsdata import (
 )
 from storage.driver import Tx
 from storage.models import Right, RRset, UserRight, UserRole, Zone, ZoneStatus
-from storage.zones import RRsetChange, name_of, soa_from_zone
+from storage.zones import Near, RRsetChange, name_of, soa_from_zone
 from zoneapi.access import zone_access, zone_name
 from zoneapi.auth import Principal, principal_of
 from zoneapi.endpoints import DNS_TEXT, QueryParam, Routes, body_of
@@ -36,12 +37,15 @@ from zoneapi.schema import JsonObject, array, integer, obj, open_object, string
 from zoneapi.services import notices
 from zoneapi.services.hosting import host_zone
 from zoneapi.services.zones import (
+    Edit,
+    EditPlan,
     Outcome,
     PlanFn,
-    TxPlanFn,
+    changes_edit,
     current,
     diff_json,
     edit_transaction,
+    key_edit,
     parse_items,
     parse_key,
     replace_all,
@@ -96,7 +100,7 @@ def _write_answer(ctx: Context, principal: Principal, access: ZoneAccess, outcom
     return json_response(body, status=status, headers=headers)
 
 
-async def _edit(request: web.Request, plan: TxPlanFn, status: int = 200) -> web.Response:
+async def _edit(request: web.Request, plan: EditPlan, status: int = 200) -> web.Response:
     ctx = request.app[CONTEXT]
     principal = principal_of(request)
     access, outcome = await edit_transaction(
@@ -236,13 +240,25 @@ async def list_rrsets(request: web.Request) -> web.Response:
 
 @routes.get(RRSET_PATH, summary="One RRset ('@' is the apex)", responses={200: RRSET_ITEM})
 async def get_rrset(request: web.Request) -> web.Response:
-    access, zone, items = await _read_sets(request)
-    owner, rdtype = parse_key(dns.name.from_text(access.name), request.match_info["name"],
-                              request.match_info["type"])
-    for item in items:
-        if item["name"] == owner.to_text() and item["type"] == type_text(int(rdtype)):
+    ctx = request.app[CONTEXT]
+    principal = principal_of(request)
+    async with ctx.db.read() as session:
+        access = await zone_access(session, principal, request.match_info["zone"])
+        zone = await store.find_zone(session, access.name)
+        origin = name_of(access.name)
+        owner, rdtype = parse_key(origin, request.match_info["name"],
+                                  request.match_info["type"])
+        if owner == origin and rdtype == dns.rdatatype.SOA:
+            item: dict[str, object] = {"name": access.name, "subname": "", "type": "SOA",
+                                       "ttl": zone.soa_ttl,
+                                       "records": [soa_from_zone(zone).to_text()]}
             return json_response(item, headers=_etag(zone.serial))
-    raise NotFound("no such RRset", code="rrset_not_found")
+        # That RRset alone, through the unique index: not the whole zone.
+        sets = await store.current_rrsets(session, zone.id, (owner.to_text(), int(rdtype)))
+    if not sets:
+        raise NotFound("no such RRset", code="rrset_not_found")
+    (rrset,) = sets.values()
+    return json_response(rrset_json(rrset, origin), headers=_etag(zone.serial))
 
 
 def _one(request: web.Request, origin: dns.name.Name, body: JsonObject | None) -> RRsetChange:
@@ -258,15 +274,17 @@ def _one(request: web.Request, origin: dns.name.Name, body: JsonObject | None) -
 async def create_rrset(request: web.Request) -> web.Response:
     body = as_object(body_of(request))
 
-    async def plan(tx: Tx, access: ZoneAccess,
-                   origin: dns.name.Name) -> Sequence[RRsetChange]:
+    def plan(origin: dns.name.Name) -> Edit:
         change = parse_items(origin, [body])[0]
         if change.rrset is None:
             raise Unprocessable("invalid_rrsets", "an RRset needs records")
-        sets = await current(tx, access.zone_id)
-        if (change.name.to_text(), int(change.rdtype)) in sets:
-            raise Conflict("rrset_exists", "this RRset exists; use PUT to replace it")
-        return [change]
+
+        async def build(tx: Tx, access: ZoneAccess, near: Near) -> Sequence[RRsetChange]:
+            if near.rrset(change.name.to_text(), int(change.rdtype)) is not None:
+                raise Conflict("rrset_exists", "this RRset exists; use PUT to replace it")
+            return [change]
+
+        return key_edit([change], build)
 
     return await _edit(request, plan, status=201)
 
@@ -276,9 +294,8 @@ async def create_rrset(request: web.Request) -> web.Response:
 async def put_rrset(request: web.Request) -> web.Response:
     body = as_object(body_of(request))
 
-    async def plan(tx: Tx, access: ZoneAccess,
-                   origin: dns.name.Name) -> Sequence[RRsetChange]:
-        return [_one(request, origin, body)]
+    def plan(origin: dns.name.Name) -> Edit:
+        return changes_edit([_one(request, origin, body)])
 
     return await _edit(request, plan)
 
@@ -286,12 +303,15 @@ async def put_rrset(request: web.Request) -> web.Response:
 @routes.delete(RRSET_PATH, summary="Delete one RRset", query=(DRY_RUN,),
                responses={200: WRITE_RESULT})
 async def delete_rrset(request: web.Request) -> web.Response:
-    async def plan(tx: Tx, access: ZoneAccess,
-                   origin: dns.name.Name) -> Sequence[RRsetChange]:
+    def plan(origin: dns.name.Name) -> Edit:
         change = _one(request, origin, {"records": None})
-        if (change.name.to_text(), int(change.rdtype)) not in await current(tx, access.zone_id):
-            raise NotFound("no such RRset", code="rrset_not_found")
-        return [change]
+
+        async def build(tx: Tx, access: ZoneAccess, near: Near) -> Sequence[RRsetChange]:
+            if near.rrset(change.name.to_text(), int(change.rdtype)) is None:
+                raise NotFound("no such RRset", code="rrset_not_found")
+            return [change]
+
+        return key_edit([change], build)
 
     return await _edit(request, plan)
 
@@ -317,20 +337,36 @@ def _with_record(existing: Sequence[str], content: str, origin: dns.name.Name,
     return parse_items(origin, [item])[0]
 
 
+def _record_edit(request: web.Request, origin: dns.name.Name, content: str, ttl: object,
+                 add: bool) -> Edit:
+    """Add `content` to the RRset the URL names, or remove it from it (its
+    records as stored, read with the zone)."""
+    key = _one(request, origin, {"records": None})
+
+    async def build(tx: Tx, access: ZoneAccess, near: Near) -> Sequence[RRsetChange]:
+        existing = near.rrset(key.name.to_text(), int(key.rdtype))
+        if add:
+            ttl_s = ttl if isinstance(ttl, int) else (existing.ttl if existing else 3600)
+        elif existing is None:
+            raise NotFound("no such RRset", code="rrset_not_found")
+        else:
+            ttl_s = existing.ttl
+        texts = list(existing.rdata_texts()) if existing else []
+        return [_with_record(texts, content, origin, key, ttl_s, add=add)]
+
+    # The RRset's records are not known before the read: an addition may grow
+    # the zone, and may put a DNAME, whose rules need every name of the zone.
+    return Edit(build, frozenset({(key.name.to_text(), int(key.rdtype))}),
+                None if add else 0, add and key.rdtype == dns.rdatatype.DNAME)
+
+
 @routes.post(RRSET_PATH + "/records", summary="Add one record to an RRset (created if needed)",
              body=RECORD_BODY, query=(DRY_RUN,), responses={200: WRITE_RESULT})
 async def add_record(request: web.Request) -> web.Response:
     body = as_object(body_of(request))
 
-    async def plan(tx: Tx, access: ZoneAccess,
-                   origin: dns.name.Name) -> Sequence[RRsetChange]:
-        key = _one(request, origin, {"records": None})
-        existing = (await current(tx, access.zone_id)).get(
-            (key.name.to_text(), int(key.rdtype)))
-        ttl = body.get("ttl")
-        ttl_s = ttl if isinstance(ttl, int) else (existing.ttl if existing else 3600)
-        texts = list(existing.rdata_texts()) if existing else []
-        return [_with_record(texts, str(body["content"]), origin, key, ttl_s, add=True)]
+    def plan(origin: dns.name.Name) -> Edit:
+        return _record_edit(request, origin, str(body["content"]), body.get("ttl"), add=True)
 
     return await _edit(request, plan)
 
@@ -344,15 +380,8 @@ async def remove_record(request: web.Request) -> web.Response:
     if content is None:
         raise Unprocessable("invalid_query", "give the record as ?content=")
 
-    async def plan(tx: Tx, access: ZoneAccess,
-                   origin: dns.name.Name) -> Sequence[RRsetChange]:
-        key = _one(request, origin, {"records": None})
-        existing = (await current(tx, access.zone_id)).get(
-            (key.name.to_text(), int(key.rdtype)))
-        if existing is None:
-            raise NotFound("no such RRset", code="rrset_not_found")
-        return [_with_record(list(existing.rdata_texts()), content, origin, key, existing.ttl,
-                             add=False)]
+    def plan(origin: dns.name.Name) -> Edit:
+        return _record_edit(request, origin, content, None, add=False)
 
     return await _edit(request, plan)
 
@@ -363,11 +392,19 @@ async def remove_record(request: web.Request) -> web.Response:
 async def patch_rrsets(request: web.Request) -> web.Response:
     items = [i for i in body_of(request) if isinstance(i, dict)]  # type: ignore[union-attr]
 
-    async def plan(tx: Tx, access: ZoneAccess,
-                   origin: dns.name.Name) -> Sequence[RRsetChange]:
-        return parse_items(origin, items)
+    def plan(origin: dns.name.Name) -> Edit:
+        return changes_edit(parse_items(origin, items))
 
     return await _edit(request, plan)
+
+
+def _replace_edit(wanted: Sequence[RRsetChange]) -> Edit:
+    """The Edit that leaves the zone holding exactly `wanted` (it reads the whole zone)."""
+
+    async def build(tx: Tx, access: ZoneAccess, near: Near) -> Sequence[RRsetChange]:
+        return replace_all(await current(tx, access.zone_id), wanted)
+
+    return Edit(build)
 
 
 @routes.put(ZONE_PATH + "/rrsets", summary="Replace every RRset of the zone (the SOA stays)",
@@ -375,9 +412,8 @@ async def patch_rrsets(request: web.Request) -> web.Response:
 async def replace_rrsets(request: web.Request) -> web.Response:
     items = [i for i in body_of(request) if isinstance(i, dict)]  # type: ignore[union-attr]
 
-    async def plan(tx: Tx, access: ZoneAccess,
-                   origin: dns.name.Name) -> Sequence[RRsetChange]:
-        return replace_all(await current(tx, access.zone_id), parse_items(origin, items))
+    def plan(origin: dns.name.Name) -> Edit:
+        return _replace_edit(parse_items(origin, items))
 
     return await _edit(request, plan)
 
@@ -409,8 +445,7 @@ async def import_zone(request: web.Request) -> web.Response:
     except UnicodeDecodeError:
         raise Unprocessable("invalid_zone_file", "the master file is not UTF-8") from None
 
-    async def plan(tx: Tx, access: ZoneAccess,
-                   origin: dns.name.Name) -> Sequence[RRsetChange]:
+    def plan(origin: dns.name.Name) -> Edit:
         try:
             content = zone_from_text(text, origin, API_RULES)
         except InvalidZone as exc:
@@ -419,8 +454,7 @@ async def import_zone(request: web.Request) -> web.Response:
                                 errors=problems[:1000]) from None
         except DnsDataError as exc:
             raise Unprocessable("invalid_zone_file", str(exc)) from None
-        wanted = [RRsetChange(r.name, r.rdtype, r) for r in content.rrsets]
-        return replace_all(await current(tx, access.zone_id), wanted)
+        return _replace_edit([RRsetChange(r.name, r.rdtype, r) for r in content.rrsets])
 
     return await _edit(request, plan)
 

@@ -33,9 +33,10 @@ from storage.dnsdata import (
     parse_rrset,
     subname,
 )
-from storage.driver import SessionTx, Tx
-from storage.models import Right, Zone
+from storage.driver import Tx
+from storage.models import Right, UserRole, Zone
 from storage.zones import (
+    Near,
     RRsetChange,
     WriteResult,
     ZoneChanged,
@@ -43,13 +44,15 @@ from storage.zones import (
     ZoneFull,
     ZoneNotFound,
     ZoneRow,
+    lock_zone,
     name_of,
+    read_for_edit,
 )
 from zoneapi.access import (
     actor_of,
+    edit_access,
     require_active,
     require_sensitive,
-    zone_for_edit,
     zone_for_write,
     zone_name,
 )
@@ -68,10 +71,49 @@ from zoneapi.schema import JsonObject
 
 DEFAULT_TTL_S = 3600
 DiffItem = tuple[str, int, int, str]
+Key = tuple[str, int]  # an RRset's (owner as stored, rdtype)
 # Builds the changes from the current content, inside the write transaction.
 PlanFn = Callable[[AsyncSession, ZoneAccess, dns.name.Name], Awaitable[Sequence[RRsetChange]]]
-# The same on a plain driver transaction (storage.driver): the RRset routes.
-TxPlanFn = Callable[[Tx, ZoneAccess, dns.name.Name], Awaitable[Sequence[RRsetChange]]]
+# Builds an Edit's changes once its zone is read: `Near` holds the RRsets at
+# the Edit's keys (and their names' ancestors), the Tx is there for a plan
+# that needs more (the whole zone).
+BuildFn = Callable[[Tx, ZoneAccess, Near], Awaitable[Sequence[RRsetChange]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """An RRset edit as its request states it, before the zone is read: the
+    RRsets it names (read together with the zone, in one statement) and how
+    its changes are built from what is stored there. `keys` None: `build`
+    reads what it needs (a replacement of the whole zone)."""
+
+    build: BuildFn
+    keys: frozenset[Key] | None = None
+    records: int | None = 0  # records the edit writes; None: not known before the read
+    dname: bool = False  # the edit may add a DNAME: its rules need every name of the zone
+
+
+# An Edit from the zone's origin; it may refuse the request (ApiError), and
+# that answer is given only once the caller is known to see the zone.
+EditPlan = Callable[[dns.name.Name], Edit]
+
+
+def changes_edit(changes: Sequence[RRsetChange]) -> Edit:
+    """The Edit that makes `changes`, whatever is stored (PUT, PATCH)."""
+
+    async def build(tx: Tx, access: ZoneAccess, near: Near) -> Sequence[RRsetChange]:
+        return changes
+
+    return key_edit(changes, build)
+
+
+def key_edit(changes: Sequence[RRsetChange], build: BuildFn) -> Edit:
+    """The Edit of the RRsets `changes` name, built by `build` from what is
+    stored there, that writes what `changes` write."""
+    puts = [c.rrset for c in changes if c.rrset is not None]
+    return Edit(build, frozenset((c.name.to_text(), int(c.rdtype)) for c in changes),
+                sum(len(r.rdatas) for r in puts),
+                any(r.rdtype == dns.rdatatype.DNAME for r in puts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +127,7 @@ class _Rollback(Exception):
     def __init__(self, result: WriteResult) -> None:
         super().__init__("dry run")
         self.result = result
+        self.access: ZoneAccess | None = None
 
 
 @lru_cache(maxsize=1024)
@@ -181,17 +224,6 @@ def authorise(principal: Principal, access: ZoneAccess, origin: dns.name.Name,
     return kinds
 
 
-_RECORD_COUNT = (
-    "SELECT count(*) FROM records r JOIN rrsets s ON s.id = r.rrset_id WHERE s.zone_id = $1"
-)
-
-
-async def record_count(db: AsyncSession | Tx, zone_id: int) -> int:
-    tx = SessionTx(db) if isinstance(db, AsyncSession) else db
-    row = await tx.fetchrow(_RECORD_COUNT, zone_id)
-    return int(row[0]) if row is not None else 0
-
-
 def check_if_match(zone: Zone | ZoneRow, if_match: str | None) -> None:
     """Optimistic concurrency: If-Match carries the zone's ETag (its serial)."""
     if if_match is None or if_match.strip() == "*":
@@ -206,9 +238,11 @@ def check_if_match(zone: Zone | ZoneRow, if_match: str | None) -> None:
 async def write(
     session: AsyncSession | Tx, ctx: Context, principal: Principal, access: ZoneAccess,
     zone: Zone | ZoneRow, changes: Sequence[RRsetChange], *, dry_run: bool = False,
-    if_match: str | None = None,
+    if_match: str | None = None, near: Near | None = None,
 ) -> Outcome:
-    """Authorise, gate and apply `changes` in the caller's transaction."""
+    """Authorise, gate and apply `changes` in the caller's transaction (or,
+    outside one, at the serial `zone` was read at); `near`: what
+    read_for_edit() read with `zone`."""
     require_active(principal)
     if len(changes) > ctx.config.max_rrsets_per_request:
         raise ApiError(413, "too_many_rrsets",
@@ -222,14 +256,12 @@ async def write(
     for kind in sorted(kinds):
         await require_sensitive(session, ctx, principal, Operation(kind, access.name),
                                 access.unit_allowlist)
-    if if_match is not None:  # `zone` is locked: the serial cannot move under the check
+    if if_match is not None:  # the write happens at this serial or not at all
         check_if_match(zone, if_match)
-    # Outside a transaction the record limit is checked before the one-statement write.
-    free = isinstance(session, Tx) and not session.in_transaction
-    limit = ctx.config.max_records_per_zone if free else None
     try:
         result = await store.apply_changes(session, zone, changes, actor_of(principal),
-                                           max_records=limit)
+                                           max_records=ctx.config.max_records_per_zone,
+                                           near=near)
     except ZoneFull:
         raise Unprocessable("too_many_records",
                             f"a zone holds at most {ctx.config.max_records_per_zone} records"
@@ -239,12 +271,6 @@ async def write(
                             reasons=exc.reasons) from None
     except ZoneNotFound:
         raise NotFound(f"zone {access.name} not found", code="zone_not_found") from None
-    # Counted only when the zone grows, in the same transaction (a refusal rolls back).
-    if limit is None and len(result.added) > len(result.removed) and await record_count(
-        session, access.zone_id
-    ) > ctx.config.max_records_per_zone:
-        raise Unprocessable("too_many_records",
-                            f"a zone holds at most {ctx.config.max_records_per_zone} records")
     if dry_run:
         raise _Rollback(result)
     return Outcome(result, False, SensitiveKind.EDIT_NAMESERVERS in kinds and result.change_id > 0)
@@ -276,31 +302,34 @@ _contended: dict[str, float] = {}
 
 async def edit_transaction(
     ctx: Context, principal: Principal, zone_text: str,
-    plan: TxPlanFn, *, dry_run: bool = False, if_match: str | None = None,
+    plan: EditPlan, *, dry_run: bool = False, if_match: str | None = None,
 ) -> tuple[ZoneAccess, Outcome]:
     """write_transaction() on a plain driver transaction (storage.driver), for
     plans that need no ORM session: the same checks and the same write, at
-    a fraction of the cost.
+    a fraction of the cost. The zone, the caller's rights on it and the
+    RRsets the edit names are read in one statement (read_for_edit).
 
-    On PostgreSQL (not a dry run) the reads run outside a transaction and
+    On PostgreSQL (not a dry run) that read runs outside a transaction and
     the write is one statement, its own transaction, that writes only if
     the zone's serial is still the one read (storage.zones.apply_changes):
-    4 round trips instead of 6, and the zone's row lock is held for that
-    one statement instead of across 4 round trips. Edits of one zone from
-    this process queue, so only another process's write makes one start
-    over (ZoneChanged): then in a transaction that holds the zone's lock
-    from the start, and so are this zone's edits for the next
-    CONTENDED_S seconds (with two processes editing one zone, 70% of the
-    edits planned outside a transaction had to start over)."""
+    2 round trips besides the token's, and the zone's row lock is held for
+    that one statement. Edits of one zone from this process queue, so only
+    another process's write makes one start over (ZoneChanged): then in a
+    transaction that holds the zone's lock from the start, and so are this
+    zone's edits for the next CONTENDED_S seconds (with two processes
+    editing one zone, 70% of the edits planned outside a transaction had
+    to start over)."""
     name = zone_name(zone_text)
+    try:
+        edit, refused = plan(name_of(name)), None
+    except ApiError as exc:  # told only to a caller who may see the zone
+        edit, refused = None, exc
     if not dry_run and _contended.get(name, 0.0) <= time.monotonic():
         try:
             async with ctx.db.statements(queue=f"zone:{name}") as free:
                 if free is not None:
-                    access, zone = await zone_for_edit(free, principal, zone_text)
-                    changes = await plan(free, access, name_of(access.name))
-                    return access, await write(free, ctx, principal, access, zone, changes,
-                                               if_match=if_match)
+                    return await _read_and_write(free, ctx, principal, name, edit, refused,
+                                                 if_match=if_match)
         except ZoneChanged:
             if len(_contended) >= _CONTENDED_MAX:
                 now = time.monotonic()
@@ -309,14 +338,41 @@ async def edit_transaction(
             _contended[name] = time.monotonic() + CONTENDED_S
     try:
         async with ctx.db.transaction(queue=f"zone:{name}") as tx:
-            access, zone = await zone_for_edit(tx, principal, zone_text)
-            origin = name_of(access.name)
-            changes = await plan(tx, access, origin)
-            outcome = await write(tx, ctx, principal, access, zone, changes,
-                                  dry_run=dry_run, if_match=if_match)
+            if tx.is_postgres:  # see read_for_edit: the lock first, then the read
+                await lock_zone(tx, name)
+            return await _read_and_write(tx, ctx, principal, name, edit, refused,
+                                         dry_run=dry_run, if_match=if_match)
     except _Rollback as rollback:
-        return access, Outcome(rollback.result, True, False)
-    return access, outcome
+        assert rollback.access is not None
+        return rollback.access, Outcome(rollback.result, True, False)
+
+
+async def _read_and_write(
+    tx: Tx, ctx: Context, principal: Principal, name: str, edit: Edit | None,
+    refused: ApiError | None, *, dry_run: bool = False, if_match: str | None = None,
+) -> tuple[ZoneAccess, Outcome]:
+    """One statement reads the zone, the caller's rights and what the edit
+    needs, then the edit is built and written. Outside a transaction that
+    read is safe because the write checks the zone's serial again under
+    its lock (storage.zones.read_for_edit)."""
+    keys = edit.keys if edit is not None and edit.keys is not None else frozenset()
+    read = await read_for_edit(
+        tx, name, keys, whole=edit is not None and edit.dname,
+        new_records=edit.records if edit is not None and edit.keys is not None else 0,
+        user_id=principal.user_id if principal.role == UserRole.USER else None)
+    if read is None:
+        raise NotFound(f"zone {name} not found", code="zone_not_found")
+    access = edit_access(principal, read.zone, read.granted)
+    if refused is not None:
+        raise refused
+    assert edit is not None
+    changes = await edit.build(tx, access, read.near)
+    try:
+        return access, await write(tx, ctx, principal, access, read.zone, changes,
+                                   dry_run=dry_run, if_match=if_match, near=read.near)
+    except _Rollback as rollback:
+        rollback.access = access
+        raise
 
 
 async def current(db: AsyncSession | Tx, zone_id: int) -> dict[tuple[str, int], RRsetData]:
