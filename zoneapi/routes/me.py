@@ -5,13 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import delete
 
-from storage.models import User
+from storage.models import User, UserRole
 from storage.models.auth import RecoveryCode
 from zoneapi import totp
 from zoneapi.access import audit_row, require_security_change
 from zoneapi.auth import principal_of
 from zoneapi.endpoints import Routes, body_of
-from zoneapi.errors import ApiError, BadRequest, Conflict, Unprocessable
+from zoneapi.errors import ApiError, BadRequest, Conflict, Unauthenticated, Unprocessable
 from zoneapi.jsonio import as_object, get_str, json_response
 from zoneapi.keys import CONTEXT
 from zoneapi.routes.auth import CODE_FIELD, PASSWORD_FIELD
@@ -26,14 +26,27 @@ CODE = obj({"code": CODE_FIELD}, required=("code",))
 MOBILE = obj({"mobile": string(32, min_length=3)}, required=("mobile",))
 
 
+# accounts.user_json()'s fields, read with plain driver SQL (storage.driver)
+# like the credential lookup: no ORM session for the most frequent read.
+_ME = (
+    "SELECT id, login, email, role, business_unit_id, disabled, totp_confirmed_at, mobile,"
+    " mobile_verified, created_at FROM users WHERE id = $1"
+)
+
+
 @routes.get("/me", summary="Who you are", responses={200: open_object()})
 async def me(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     principal = principal_of(request)
-    async with ctx.db.read() as session:
-        user = await session.get(User, principal.user_id)
-    assert user is not None
-    answer = accounts.user_json(user)
+    row = await ctx.db.fetchrow(_ME, principal.user_id)
+    if row is None:  # deleted since the credential was looked up
+        raise Unauthenticated()
+    answer: dict[str, object] = {
+        "id": row[0], "login": row[1], "email": row[2], "role": UserRole(row[3]).value,
+        "business_unit_id": row[4], "disabled": bool(row[5]), "totp_enabled": row[6] is not None,
+        "mobile": row[7], "mobile_verified": bool(row[8]),
+        "created_at": ctx.db.sql.time_out(row[9]),
+    }
     answer["account_status"] = principal.account_status.value
     answer["credential"] = principal.credential
     answer["source_ip"] = str(principal.source_ip)
