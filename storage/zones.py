@@ -106,11 +106,19 @@ class SoaFields:
 
 @dataclass(frozen=True, slots=True)
 class RRsetChange:
-    """Set an RRset to `rrset`, or delete (name, rdtype) when rrset is None."""
+    """Set an RRset to `rrset`, or delete (name, rdtype) when rrset is None.
+
+    `owner` is `name` as stored (its text), made once here unless the caller
+    has it: an edit needs it several times, and Name.to_text() is costly."""
 
     name: dns.name.Name
     rdtype: dns.rdatatype.RdataType
     rrset: RRsetData | None
+    owner: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.owner:
+            object.__setattr__(self, "owner", self.name.to_text())
 
 
 @dataclass(frozen=True, slots=True)
@@ -718,7 +726,7 @@ async def apply_changes(
     puts = [c.rrset for c in changes if c.rrset is not None]
     deletes = [(c.name, c.rdtype) for c in changes if c.rrset is None]
     adds_dname = any(r.rdtype == dns.rdatatype.DNAME for r in puts)
-    touched = {(c.name.to_text(), int(c.rdtype)) for c in changes}
+    touched = {(c.owner, int(c.rdtype)) for c in changes}
     if near is not None and not near.covers(touched, adds_dname):
         near = None
     if near is not None:

@@ -280,7 +280,7 @@ async def create_rrset(request: web.Request) -> web.Response:
             raise Unprocessable("invalid_rrsets", "an RRset needs records")
 
         async def build(tx: Tx, access: ZoneAccess, near: Near) -> Sequence[RRsetChange]:
-            if near.rrset(change.name.to_text(), int(change.rdtype)) is not None:
+            if near.rrset(change.owner, int(change.rdtype)) is not None:
                 raise Conflict("rrset_exists", "this RRset exists; use PUT to replace it")
             return [change]
 
@@ -307,7 +307,7 @@ async def delete_rrset(request: web.Request) -> web.Response:
         change = _one(request, origin, {"records": None})
 
         async def build(tx: Tx, access: ZoneAccess, near: Near) -> Sequence[RRsetChange]:
-            if near.rrset(change.name.to_text(), int(change.rdtype)) is None:
+            if near.rrset(change.owner, int(change.rdtype)) is None:
                 raise NotFound("no such RRset", code="rrset_not_found")
             return [change]
 
@@ -344,7 +344,7 @@ def _record_edit(request: web.Request, origin: dns.name.Name, content: str, ttl:
     key = _one(request, origin, {"records": None})
 
     async def build(tx: Tx, access: ZoneAccess, near: Near) -> Sequence[RRsetChange]:
-        existing = near.rrset(key.name.to_text(), int(key.rdtype))
+        existing = near.rrset(key.owner, int(key.rdtype))
         if add:
             ttl_s = ttl if isinstance(ttl, int) else (existing.ttl if existing else 3600)
         elif existing is None:
@@ -356,7 +356,7 @@ def _record_edit(request: web.Request, origin: dns.name.Name, content: str, ttl:
 
     # The RRset's records are not known before the read: an addition may grow
     # the zone, and may put a DNAME, whose rules need every name of the zone.
-    return Edit(build, frozenset({(key.name.to_text(), int(key.rdtype))}),
+    return Edit(build, frozenset({(key.owner, int(key.rdtype))}),
                 None if add else 0, add and key.rdtype == dns.rdatatype.DNAME)
 
 

@@ -111,7 +111,7 @@ def key_edit(changes: Sequence[RRsetChange], build: BuildFn) -> Edit:
     """The Edit of the RRsets `changes` name, built by `build` from what is
     stored there, that writes what `changes` write."""
     puts = [c.rrset for c in changes if c.rrset is not None]
-    return Edit(build, frozenset((c.name.to_text(), int(c.rdtype)) for c in changes),
+    return Edit(build, frozenset((c.owner, int(c.rdtype)) for c in changes),
                 sum(len(r.rdatas) for r in puts),
                 any(r.rdtype == dns.rdatatype.DNAME for r in puts))
 
@@ -138,6 +138,12 @@ def type_text(rdtype: int) -> str:
 @lru_cache(maxsize=16384)
 def _subname_of(name: str, origin: dns.name.Name) -> str:
     return subname(name_of(name), origin)
+
+
+@lru_cache(maxsize=16384)
+def _subname_in(owner: str, zone: str) -> str:
+    """subname() of names as stored: keyed by text, cheaper to hash than Names."""
+    return subname(name_of(owner), name_of(zone))
 
 
 def diff_json(items: Iterable[DiffItem], origin: dns.name.Name) -> list[dict[str, object]]:
@@ -186,12 +192,12 @@ def parse_items(origin: dns.name.Name, items: Sequence[JsonObject],
                 raise ValueError("this RRset appears twice in the request")
             seen.add(key)
             if not records:
-                changes.append(RRsetChange(owner, t, None))
+                changes.append(RRsetChange(owner, t, None, key[0]))
                 continue
             texts = [r for r in records if isinstance(r, str)] if isinstance(records, list) else []
             ttl_s = ttl if isinstance(ttl, int) and not isinstance(ttl, bool) else DEFAULT_TTL_S
             changes.append(RRsetChange(owner, t, parse_rrset(origin, owner, t, ttl_s, texts,
-                                                             rules)))
+                                                             rules), key[0]))
         except InvalidRRset as exc:
             errors.append({"index": i, "name": name_text, "type": type_str,
                            "reasons": list(exc.reasons)})
@@ -213,9 +219,10 @@ def authorise(principal: Principal, access: ZoneAccess, origin: dns.name.Name,
     """403 on the first change the caller may not make; the kinds of change made."""
     kinds: set[SensitiveKind] = set()
     for change in changes:
-        owner = change.name.to_text()
+        owner = change.owner
         rdtype = type_text(int(change.rdtype))
-        decision = can_write(access, principal.token, owner, subname(change.name, origin), rdtype)
+        decision = can_write(access, principal.token, owner, _subname_in(owner, access.name),
+                             rdtype)
         if not decision.allowed:
             raise Forbidden(decision.code, decision.detail, name=owner, type=rdtype)
         right = right_for_rrset(access.name, owner, rdtype)
@@ -383,9 +390,9 @@ def replace_all(current_sets: dict[tuple[str, int], RRsetData],
                 wanted: Sequence[RRsetChange]) -> list[RRsetChange]:
     """Changes turning the zone into exactly `wanted` (SOA untouched); RRsets
     that stay the same are left out, so they need no right and no write."""
-    keep = {(c.name.to_text(), int(c.rdtype)) for c in wanted if c.rrset is not None}
+    keep = {(c.owner, int(c.rdtype)) for c in wanted if c.rrset is not None}
     changes = [c for c in wanted if c.rrset is not None
-               and current_sets.get((c.name.to_text(), int(c.rdtype))) != c.rrset]
+               and current_sets.get((c.owner, int(c.rdtype))) != c.rrset]
     for (name, rdtype), rrset in current_sets.items():
         if (name, rdtype) not in keep:
             changes.append(RRsetChange(rrset.name, rrset.rdtype, None))
