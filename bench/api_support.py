@@ -149,24 +149,33 @@ def niceness(nice: int) -> Iterator[None]:
 
 class ApiServer:
     """`zonehost zoneapi` on a free port, for the length of an `async with`;
-    `source`: the checkout the server runs from (an older one, to compare)."""
+    `source`: the checkout the server runs from (an older one, to compare);
+    `workers`: its --workers (processes forked by the one started here)."""
 
     def __init__(self, database_url: str, workdir: Path, profile: Path | None = None,
-                 source: Path = SOURCE) -> None:
+                 source: Path = SOURCE, workers: int = 1) -> None:
+        if profile is not None and workers > 1:
+            raise ValueError("cProfile sees the parent only: profile one worker")
         self.database_url = database_url
         self.workdir = workdir
+        self.workers = workers
         self.port = procs.free_port()
         self.dialect = make_url(database_url).get_backend_name()
         # With `profile`, the server runs under cProfile (CPU clock) and writes its stats there.
         run = ([str(SOURCE / "bench" / "cpu_profile.py"), str(profile.resolve())] if profile
                else ["-m"])
         self._proc = procs.start(
-            [sys.executable, *run, "zonehost", "zoneapi", "--listen", f"127.0.0.1:{self.port}"],
+            [sys.executable, *run, "zonehost", "zoneapi", "--listen", f"127.0.0.1:{self.port}",
+             *(["--workers", str(workers)] if workers > 1 else [])],
             workdir / "zoneapi.log", env=zonehost_env(database_url, workdir, source), cwd=workdir)
 
     @property
     def pid(self) -> int:
         return self._proc.pid
+
+    def pids(self) -> list[int]:
+        """The process started and every process below it (its workers)."""
+        return procs.descendants(self._proc.pid)
 
     @property
     def base_url(self) -> str:
@@ -181,7 +190,9 @@ class ApiServer:
                     raise RuntimeError("zonehost zoneapi exited:\n" + self.log_tail())
                 try:
                     async with http.get(f"{self.base_url}/openapi.json") as response:
-                        if response.status == 200:
+                        # Each worker writes its line once it listens.
+                        if response.status == 200 and (self.workers == 1 or self.log_tail(
+                                None).count("(worker ") >= self.workers):
                             return self
                 except aiohttp.ClientError:
                     pass
@@ -197,11 +208,12 @@ class ApiServer:
     def stop(self) -> None:
         procs.stop(self._proc)
 
-    def log_tail(self) -> str:
+    def log_tail(self, chars: int | None = 3000) -> str:
         try:
-            return (self.workdir / "zoneapi.log").read_text()[-3000:]
+            text = (self.workdir / "zoneapi.log").read_text()
         except OSError:
             return ""
+        return text if chars is None else text[-chars:]
 
 
 class NameServer:
