@@ -84,6 +84,21 @@ async def test_login_errors_do_not_enumerate_and_lock_out(api: ApiServer) -> Non
     await browser_login(api, "alice")
 
 
+async def test_concurrent_failed_logins_all_count(api: ApiServer) -> None:
+    """First failures for one login racing each other: no duplicate-key 500,
+    and every one counts (the fifth locks the login)."""
+    await seed_account(api, "carol")
+    limit = api.app[CONTEXT].config.login_max_failures
+    replies = await asyncio.gather(*(
+        api.client.call("POST", "/api/v1/auth/login",
+                        json_body={"login": "carol", "password": f"wrong password {i}"})
+        for i in range(limit)))
+    assert sorted(r.status for r in replies) == [401] * limit, [r.text for r in replies]
+    locked = await api.client.call("POST", "/api/v1/auth/login",
+                                   json_body={"login": "carol", "password": PASSWORD})
+    assert (locked.status, locked.code) == (429, "too_many_attempts")
+
+
 async def test_session_cookie_csrf_timeouts_and_logout(api: ApiServer) -> None:
     await seed_account(api, "bob")
     reply = await api.client.call("POST", "/api/v1/auth/login",

@@ -111,6 +111,8 @@ async def new_code(session: AsyncSession, ctx: Context, user_id: int, mobile: st
     ours for ever), and a gateway's HTTP call must not hold the write lock.
     """
     now = ctx.clock.now()
+    # The user's row lock orders concurrent requests, so the hourly count holds.
+    await session.execute(select(User.id).where(User.id == user_id).with_for_update())
     sent = (await session.execute(
         select(func.count(OneTimeCode.id)).where(
             OneTimeCode.user_id == user_id, OneTimeCode.created_at > now - timedelta(hours=1)

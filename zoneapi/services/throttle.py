@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models.auth import LoginThrottle
@@ -45,12 +46,16 @@ async def locked_for_s(session: AsyncSession, keys: list[str], now: datetime) ->
 
 async def record_failure(session: AsyncSession, config: ZoneApiConfig, key: str,
                          limit: int, now: datetime) -> None:
-    row = await session.get(LoginThrottle, key, with_for_update=True)
+    # The row is created if missing without a duplicate-key error when two first
+    # failures for one key race, then locked, so concurrent failures all count.
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    await session.execute(insert(LoginThrottle).values(
+        key=key, failures=0, window_start=now, locked_until=None
+    ).on_conflict_do_nothing(index_elements=[LoginThrottle.key]))
+    row = await session.get(LoginThrottle, key, with_for_update=True, populate_existing=True)
+    assert row is not None
     window = timedelta(seconds=config.login_window_s)
-    if row is None:
-        row = LoginThrottle(key=key, failures=0, window_start=now, locked_until=None)
-        session.add(row)
-    elif aware(row.window_start) + window <= now:
+    if aware(row.window_start) + window <= now:
         row.failures, row.window_start = 0, now
     row.failures += 1
     if row.failures >= limit:
