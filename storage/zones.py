@@ -550,14 +550,16 @@ def _split_near(
 # The reads of an edit at some names, in one statement (the zone API's RRset
 # routes, storage.zones.read_for_edit): the zone row; the rights granted on
 # it to the user $3 (NULL: none read); the RRsets _NEAR reads (at the
-# ancestors $6 of the edited names $2, with the records of those at $2: all
-# the zone's RRsets when $6 is left out, as _WHOLE); and the zone's record
-# count, only when the edit may grow the zone: when its $4 new records are
-# more than those stored at its names $2 and types $5 (a count is a pass
-# over the zone's records: a one-RRset edit that replaces as many records
-# as it writes needs none). The subqueries name no column of the outer
-# row, so each runs at most once (PostgreSQL's InitPlans, SQLite's
-# constant subqueries), and the CASE runs the count only when needed.
+# ancestors $8 of the edited names $2, with the records of those at $2: all
+# the zone's RRsets when $8 is left out, as _WHOLE); and the zone's record
+# count, only when the edit may grow the zone (its $4 new records are more
+# than those stored at its names $2 and types $5: a one-RRset edit that
+# replaces as many records as it writes needs none) and this process does
+# not know it already (the zone is not zone $6 at serial $7, see _counts):
+# a count is a pass over the zone's records, 30 ms at 100,000. The
+# subqueries name no column of the outer row, so each runs at most once
+# (PostgreSQL's InitPlans, SQLite's constant subqueries), and the CASE runs
+# the count only when needed.
 _EDIT_READ = """
 WITH z AS (SELECT z.id, z.name, z.account_id, z.business_unit_id, z.status, z.serial,
                   b.ip_allowlist
@@ -571,15 +573,33 @@ SELECT z.id, z.name, z.account_id, z.business_unit_id, z.status, z.serial, z.ip_
         WHERE u.user_id = $3 AND u.zone_id = (SELECT id FROM z)),
        CASE WHEN $4 > (SELECT count(*) FROM near
                        WHERE content IS NOT NULL AND rdtype = ANY($5))
+                 AND NOT ((SELECT id FROM z) = $6 AND (SELECT serial FROM z) = $7)
             THEN (SELECT count(*) FROM records r JOIN rrsets s ON s.id = r.rrset_id
                   WHERE s.zone_id = (SELECT id FROM z)) END,
        n.id, n.name, n.rdtype, n.ttl, n.content, n.wire
 FROM z LEFT JOIN near n ON true ORDER BY n.id, n.record_id
 """
-_EDIT_READ_NEAR = _EDIT_READ.format(near=" AND s.name = ANY($6)")
+_EDIT_READ_NEAR = _EDIT_READ.format(near=" AND s.name = ANY($8)")
 _EDIT_READ_WHOLE = _EDIT_READ.format(near="")
 # "Count whatever is stored": the edit's new records are not known before the read.
 _ALWAYS = 2**62
+
+# PostgreSQL: zone name -> (zone id, serial, record count) as this process
+# last read or wrote the zone. A zone id and a serial name one content of
+# the zone (every write moves the serial, and PostgreSQL never hands out an
+# id twice: the write statement relies on the same), so a growing edit of
+# the zone at that serial needs no count; creating RRsets in a big zone
+# then costs what it costs in a small one. Not on SQLite: a zone deleted and
+# hosted again can get the same id back (INTEGER PRIMARY KEY) and the same
+# serial (the day's first).
+_COUNTS_MAX = 4096
+_counts: dict[str, tuple[int, int, int]] = {}
+
+
+def _remember_count(name: str, zone_id: int, serial: int, records: int) -> None:
+    if len(_counts) >= _COUNTS_MAX and name not in _counts:
+        _counts.clear()
+    _counts[name] = (zone_id, serial, records)
 
 
 @dataclass(frozen=True, slots=True)
@@ -638,9 +658,10 @@ async def read_for_edit(
     statement that both locked and read would not. On SQLite the
     transaction already holds the database's write lock."""
     names = sorted({name for name, _ in keys})
+    known = _counts.get(zone_name, (-1, -1, 0)) if tx.is_postgres else (-1, -1, 0)
     args: list[object] = [
         zone_name, tx.array(names), user_id, _ALWAYS if new_records is None else new_records,
-        tx.array(sorted({rdtype for _, rdtype in keys}))]
+        tx.array(sorted({rdtype for _, rdtype in keys})), known[0], known[1]]
     if not whole:
         args.append(tx.array(sorted({a for name in names for a in _ancestors(name)})))
     rows = await tx.fetch(_EDIT_READ_WHOLE if whole else _EDIT_READ_NEAR, *args)
@@ -653,6 +674,10 @@ async def read_for_edit(
     granted = tuple(first[7].split(",")) if first[7] else ()
     near = tuple(tuple(row[9:]) for row in rows if row[9] is not None)
     count = int(first[8]) if first[8] is not None else None
+    if count is None and known[:2] == (zone.id, zone.serial):
+        count = known[2]
+    elif count is not None and tx.is_postgres:  # read from committed rows
+        _remember_count(zone.name, zone.id, zone.serial, count)
     return EditRead(zone, granted, Near(frozenset(names), whole, near, count))
 
 
@@ -745,8 +770,8 @@ async def apply_changes(
     previous = zone.serial
     serial = next_serial(previous, _today())
     now = datetime.now(UTC)
+    count = near.record_count if near is not None else None
     if max_records is not None and len(added) > len(removed):
-        count = near.record_count if near is not None else None
         if count is None:
             row = await tx.fetchrow(_RECORD_COUNT, zone.id)
             count = int(row[0]) if row else 0
@@ -756,6 +781,8 @@ async def apply_changes(
         change_id = await _write_pg(tx, zone, index, touched, new, serial, now, kind=kind,
                                     previous_serial=previous, removed=removed, added=added,
                                     actor=actor)
+        if count is not None and not tx.in_transaction:  # committed: the zone's new count
+            _remember_count(zone.name, zone.id, serial, count + len(added) - len(removed))
     else:
         stale = [index[k] for k in touched if k in index]
         if stale:

@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import dns.name
+import dns.rdatatype
 import pytest
 from sqlalchemy import func, select, update
 
 from storage import zones as store
 from storage.db import Database
-from storage.dnsdata import zone_from_text, zone_origin
+from storage.dnsdata import API_RULES, parse_rrset, zone_from_text, zone_origin
 from storage.models import Record, RRset, Zone
 from tests.integration.test_api_harness import (
     ZONE_TEXT,
@@ -149,3 +151,28 @@ async def test_the_record_limit_holds_for_single_rrset_edits(world: World) -> No
     same_size = await c.call("PUT", Z + "/rrsets/h9/A", token=t,
                              json_body={"records": ["192.0.2.91"]})
     assert same_size.status == 200 and await _records(db) == LIMIT
+
+
+async def test_the_record_limit_sees_other_writers(world: World) -> None:
+    """A count this process read or wrote holds only at the serial it was read at:
+    another writer's change (here storage's own, as an import or another API
+    process makes) is counted again."""
+    c, t, db = world.api.client, world.token, world.api.db
+    room = LIMIT - await _records(db)
+    one = await c.call("POST", Z + "/rrsets", token=t, json_body={
+        "name": "first", "type": "A", "records": ["192.0.2.1", "192.0.2.2"]})
+    assert one.status == 201  # its count is known after this write
+    origin = zone_origin("big.example")
+    owner = dns.name.from_text("elsewhere", origin)
+    filler = parse_rrset(origin, owner, dns.rdatatype.TXT, 300,
+                         [f'"{i}"' for i in range(room - 2)], API_RULES)
+    async with db.write() as session:
+        await store.apply_changes(session, "big.example.", [
+            store.RRsetChange(owner, dns.rdatatype.TXT, filler)], store.OPERATOR)
+    assert await _records(db) == LIMIT
+    full = await c.call("POST", Z + "/rrsets", token=t, json_body={
+        "name": "last", "type": "A", "records": ["192.0.2.3"]})
+    assert full.status == 422 and full.code == "too_many_records"
+    swap = await c.call("PUT", Z + "/rrsets/first/A", token=t,
+                        json_body={"records": ["192.0.2.4", "192.0.2.5"]})
+    assert swap.status == 200 and await _records(db) == LIMIT
