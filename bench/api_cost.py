@@ -6,6 +6,7 @@ plain connections), and aiosqlite thread hand-offs (SQLite only).
     python bench/api_cost.py                     # one-RRset PUT and GET /me on SQLite
     python bench/api_cost.py --database-url postgresql+asyncpg://postgres@127.0.0.1/zh_cost
     python bench/api_cost.py --zone-rrsets 1000  # is an edit's cost independent of the zone's size?
+    python bench/api_cost.py --top 30            # and the functions called most per request
 
 The API runs in this process (aiohttp's TestServer) so its calls can be
 counted; compare two checkouts with PYTHONPATH pointing at each. Wall and
@@ -18,6 +19,7 @@ import argparse
 import asyncio
 import cProfile
 import pstats
+import statistics
 import sys
 import tempfile
 import time
@@ -95,18 +97,29 @@ class Counters:
 
 
 async def measure(label: str, http: aiohttp.ClientSession, one: Request, counters: Counters,
-                  requests: int) -> None:
-    for i in range(50):  # imports, SQL compilation, pools: not the steady state
-        await one(http, i)
+                  requests: int, top: int = 0) -> None:
+    for i in range(min(50, requests)):  # imports, SQL compilation, pools: not the steady state
+        await one(http, -1 - i)
     counters.profile = cProfile.Profile(time.thread_time)
     counters.statements = counters.hops = counters.control = 0
+    walls = []
     for i in range(requests):
+        started = time.perf_counter()
         await one(http, 50 + i)
+        walls.append(time.perf_counter() - started)
     calls = pstats.Stats(counters.profile).total_calls  # type: ignore[attr-defined]
     print(f"  {label:22s} {calls / requests:7.0f} Python calls, "
           f"{counters.statements / requests:4.1f} SQL statements "
           f"(+{counters.control / requests:.1f} BEGIN/COMMIT), "
-          f"{counters.hops / requests:4.1f} aiosqlite hand-offs per request")
+          f"{counters.hops / requests:4.1f} aiosqlite hand-offs per request "
+          f"(median {statistics.median(walls) * 1000:.2f} ms, profiled)")
+    if top:  # where the calls go: own calls per request, and own CPU time
+        stats = pstats.Stats(counters.profile).stats  # type: ignore[attr-defined]
+        rows = sorted(stats.items(), key=lambda kv: -kv[1][1])[:top]
+        for (path, line, name), (_, ncalls, tottime, _, _) in rows:
+            where = f"{Path(path).name}:{line}" if line else path
+            print(f"      {ncalls / requests:6.1f} calls {tottime / requests * 1e6:6.1f} us  "
+                  f"{name} ({where})")
 
 
 async def main() -> None:
@@ -114,6 +127,8 @@ async def main() -> None:
     parser.add_argument("--database-url")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--zone-rrsets", type=int, default=0)
+    parser.add_argument("--top", type=int, default=0,
+                        help="also list the N functions called most per request")
     args = parser.parse_args()
     counters = Counters()
     counters.count_hops()
@@ -131,7 +146,8 @@ async def main() -> None:
 
         unlimited = RateLimit(1e9, 10**9)
         app = create_app(replace(ZoneApiConfig(secret_key=new_secret_key()),
-                                 rate_per_address=unlimited, rate_per_token=unlimited), db)
+                                 rate_per_address=unlimited, rate_per_token=unlimited,
+                                 max_records_per_zone=10**7), db)
 
         @web.middleware
         async def profiled(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -153,6 +169,13 @@ async def main() -> None:
                 await reply.read()
                 assert reply.status == 200, await reply.text()
 
+        async def create(http: aiohttp.ClientSession, i: int) -> None:
+            body = {"name": f"new{i + 100}", "type": "A", "ttl": 300, "records": ["10.1.2.3"]}
+            url = server.make_url("/api/v1/zones/bench.example/rrsets")
+            async with http.post(url, json=body, headers=headers) as reply:
+                await reply.read()
+                assert reply.status == 201, await reply.text()
+
         async def me(http: aiohttp.ClientSession, i: int) -> None:
             async with http.get(server.make_url("/api/v1/me"), headers=headers) as reply:
                 await reply.read()
@@ -162,8 +185,10 @@ async def main() -> None:
             print(f"zone API request cost on {db.engine.dialect.name} "
                   f"({args.zone_rrsets} more RRsets in the zone):")
             async with aiohttp.ClientSession() as http:
-                await measure("PUT one RRset", http, put, counters, args.requests)
-                await measure("GET /me", http, me, counters, args.requests)
+                await measure("PUT one RRset", http, put, counters, args.requests, args.top)
+                await measure("POST a new RRset", http, create, counters, args.requests,
+                              args.top)
+                await measure("GET /me", http, me, counters, args.requests, args.top)
         finally:
             await server.close()
             await db.close()
