@@ -100,7 +100,7 @@ class MxResolver:
         if answer.status is Status.NXDOMAIN:
             raise NoRoute(f"domain {domain} does not exist", True, "5.1.2")
         if answer.status is Status.FAILED:
-            raise NoRoute(f"MX lookup for {domain} failed", False, "4.4.3")
+            raise NoRoute(f"MX lookup for {domain} failed: {answer.error}", False, "4.4.3")
         if answer.status is Status.NODATA:
             hosts = [domain]  # RFC 5321 5.1: the implicit MX
         else:
@@ -127,7 +127,8 @@ class MxResolver:
         for rdtype in ("A", "AAAA"):
             answer = await self._cache.lookup(host, rdtype)
             if answer.status is Status.FAILED:
-                raise NoRoute(f"lookup of {host} {rdtype} failed", False, "4.4.3")
+                raise NoRoute(f"lookup of {host} {rdtype} failed: {answer.error}", False,
+                              "4.4.3")
             for r in answer.records:
                 if isinstance(r, A | AAAA):
                     return str(r.address)

@@ -60,6 +60,7 @@ class Status(enum.Enum):
 class Answer:
     status: Status
     records: tuple[dns.rdata.Rdata, ...] = ()
+    error: str = ""  # FAILED: why, for the deferral's log and queue entry
 
 
 Key = tuple[str, dns.rdatatype.RdataType]
@@ -156,8 +157,8 @@ class DnsCache:
             replies: dict[dns.name.Name, dns.message.Message] = exc.responses()  # type: ignore[no-untyped-call]
             ttl_s = min((_negative_ttl(r) for r in replies.values()), default=0.0)
             ttl_s = min(ttl_s, self.negative_ttl_s)
-        except (dns.exception.DNSException, OSError, ValueError):
-            answer = Answer(Status.FAILED)
+        except (dns.exception.DNSException, OSError, ValueError) as exc:
+            answer = Answer(Status.FAILED, error=str(exc) or type(exc).__name__)
             ttl_s = self.failure_ttl_s
         else:
             if reply.rrset is None:

@@ -184,6 +184,10 @@ async def test_a_silent_resolver_defers_and_is_asked_once_per_failure_ttl(
 
         await wait_until(retried)
         assert await states(db) == [DeliveryState.DEFERRED]  # deferred, not bounced
+        async with db.read() as session:  # and the queue says why
+            error = await session.scalar(select(MailDelivery.last_error))
+        assert error is not None and "MX lookup for dest.test failed: " in error
+        assert "timed out" in error.lower() or "lifetime" in error.lower(), error
         asked = proxy.queries[("dest.test", "MX")]
         # a retry within the failure TTL (5 s; the retries come every 0.2-1 s) is told
         # from the cache: fewer queries than attempts
