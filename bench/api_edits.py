@@ -36,12 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.api_support import (
     SOURCE,
     ApiServer,
-    add_nice_argument,
     drop_database,
     fresh_database,
-    niceness,
     seed_account,
 )
+from bench.dns import procs
 
 
 def process_cpu_s(pids: list[int]) -> tuple[float, float]:
@@ -154,9 +153,9 @@ async def main() -> None:
                         help="run the server under cProfile (CPU clock), stats written here")
     parser.add_argument("--workers", type=int, default=1,
                         help="the server's --workers (its CPU figure counts every process)")
-    add_nice_argument(parser)
+    procs.add_nice_argument(parser)
     args = parser.parse_args()
-    with niceness(args.nice), tempfile.TemporaryDirectory() as tmp:
+    with procs.niceness(args.nice), tempfile.TemporaryDirectory() as tmp:
         url = await fresh_database(args.database_url or f"sqlite+aiosqlite:///{tmp}/bench.sqlite3")
         zones = (["bench.example"] if args.zones == 1
                  else [f"bench{i}.example" for i in range(args.zones)])

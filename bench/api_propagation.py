@@ -44,13 +44,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.api_support import (
     ApiServer,
     NameServer,
-    add_nice_argument,
     drop_database,
     fresh_database,
-    niceness,
     seed_account,
 )
-from bench.dns import probe
+from bench.dns import probe, procs
 
 ZONE = "prop.example."
 SERVE_TIMEOUT_S = 10.0
@@ -166,9 +164,9 @@ async def main() -> None:
     parser.add_argument("--database-url")
     parser.add_argument("--edits", type=int, default=200)
     parser.add_argument("--patch-rrsets", type=int, default=1000)
-    add_nice_argument(parser)
+    procs.add_nice_argument(parser)
     args = parser.parse_args()
-    with niceness(args.nice), tempfile.TemporaryDirectory() as tmp:
+    with procs.niceness(args.nice), tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         url = await fresh_database(args.database_url
                                    or f"sqlite+aiosqlite:///{workdir}/bench.sqlite3")

@@ -4,14 +4,11 @@ an API token, and the `zonehost zoneapi` / `zonehost nameserver` processes
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
 
@@ -122,29 +119,6 @@ def zonehost_env(database_url: str, workdir: Path, source: Path = SOURCE) -> dic
     env["ZONEHOST_ZONEAPI_RATE_BURST_PER_ADDRESS"] = "1000000000"
     env["PYTHONPATH"] = os.pathsep.join([str(source), *filter(None, [env.get("PYTHONPATH")])])
     return env
-
-
-def add_nice_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--nice", type=int, default=-10 if os.geteuid() == 0 else 0,
-                        help="niceness of the bench, the servers and their scheduling groups "
-                             "(default -10 as root: other sessions' work on a shared machine "
-                             "then takes less from the run)")
-
-
-@contextmanager
-def niceness(nice: int) -> Iterator[None]:
-    """Run the bench and the servers it starts at `nice`, their autogroups too
-    (as bench/dns and bench/mx_throughput.py do); the bench's group is put back."""
-    own = procs.autogroup_nice(os.getpid())
-    if nice:
-        procs.NICE = nice
-        os.nice(nice)
-        procs.boost(os.getpid(), nice)
-    try:
-        yield
-    finally:
-        if nice and own is not None:
-            procs.boost(os.getpid(), own)
 
 
 class ApiServer:

@@ -65,6 +65,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.dns import procs  # after the path above
+
 SENDERS = 20
 ALIAS = "contact@hosted.test"
 TARGET = "me@dest.test"
@@ -197,24 +199,6 @@ class Sink:
 # -- servers ----------------------------------------------------------------
 
 
-def boost(pid: int, nice: int) -> None:
-    """Set the niceness of `pid`'s scheduling autogroup (its session); best effort.
-
-    Every session is a scheduling group and groups share the CPUs equally,
-    so on a shared machine plain nice(2) cannot lift the servers above other
-    sessions' work; the group's niceness can (bench/dns does the same)."""
-    with contextlib.suppress(OSError):
-        Path(f"/proc/{pid}/autogroup").write_text(str(nice))
-
-
-def autogroup_nice(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-NICE = 0  # set by main(): Postfix's master starts a session (autogroup) of its own
 
 
 def proc_cpu_s(pid: int, children: bool = False) -> float:
@@ -357,13 +341,13 @@ class Postfix:
             raise RuntimeError(f"postfix start failed: {started.stderr}{started.stdout}{log}")
         self.running = True
         pid = self.master_pid()
-        if NICE and pid is not None:
-            boost(pid, NICE)  # the same footing as the bench's own session
+        if procs.NICE and pid is not None:  # its master starts a session of its own
+            procs.boost(pid)  # the same footing as the bench's own session
             for child in children_of(pid):
                 with contextlib.suppress(OSError):
-                    os.setpriority(os.PRIO_PROCESS, child, NICE)
+                    os.setpriority(os.PRIO_PROCESS, child, procs.NICE)
             with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, pid, NICE)  # children it forks inherit it
+                os.setpriority(os.PRIO_PROCESS, pid, procs.NICE)  # children it forks inherit it
         wait_port(self.port)
 
     def master_pid(self) -> int | None:
@@ -750,23 +734,11 @@ def main() -> int:
     parser.add_argument("--sign", action="store_true",
                         help="also SQLite with our own DKIM signature and ARC seal")
     parser.add_argument("--skip", default="", help="comma list of: throughput,latency,kill")
-    parser.add_argument("--nice", type=int, default=-10 if os.geteuid() == 0 else 0,
-                        help="niceness of the bench, the servers and their scheduling groups "
-                             "(default -10 as root: other sessions' work on a shared machine "
-                             "then takes less from the run)")
+    procs.add_nice_argument(parser)
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
-    own_group = autogroup_nice(os.getpid())
-    if args.nice:
-        global NICE
-        NICE = args.nice
-        os.nice(args.nice)  # inherited by the forwarder and the sink
-        boost(os.getpid(), args.nice)
-    try:
+    with procs.niceness(args.nice):  # inherited by the forwarder and the sink
         return run(args, skip)
-    finally:
-        if args.nice and own_group is not None:
-            boost(os.getpid(), own_group)
 
 
 def run(args: argparse.Namespace, skip: set[str]) -> int:

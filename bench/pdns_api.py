@@ -42,7 +42,6 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.api_support import add_nice_argument, niceness
 from bench.dns import probe, procs
 from bench.dns.servers import START_TIMEOUT_S, Server, ServerFailed, binary
 
@@ -388,10 +387,10 @@ async def main() -> None:
     parser.add_argument("--sqlite-synchronous", choices=["OFF", "NORMAL", "FULL"],
                         help="gsqlite3's PRAGMA synchronous (default: SQLite's, FULL; "
                              "zonehost's store runs NORMAL)")
-    add_nice_argument(parser)
+    procs.add_nice_argument(parser)
     args = parser.parse_args()
     backends = BACKENDS if args.backend == "both" else (args.backend,)
-    with niceness(args.nice):
+    with procs.niceness(args.nice):
         for backend in backends:
             result = await measure_pdns(backend, args.seconds, args.clients, args.pg_url,
                                         args.pg_database, args.sqlite_synchronous)

@@ -3,12 +3,14 @@ id, and read their CPU time and memory from /proc."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,3 +166,27 @@ def wait_exit(proc: subprocess.Popen[bytes], timeout_s: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def add_nice_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nice", type=int, default=-10 if os.geteuid() == 0 else 0,
+                        help="niceness of the bench, the servers and their scheduling groups "
+                             "(default -10 as root: other sessions' work on a shared machine "
+                             "then takes less from the run)")
+
+
+@contextmanager
+def niceness(nice: int) -> Iterator[None]:
+    """Run the bench and the servers it starts at `nice`, their autogroups too
+    (the servers' sessions get NICE at start); the bench's group is put back."""
+    global NICE
+    own = autogroup_nice(os.getpid())
+    if nice:
+        NICE = nice
+        os.nice(nice)
+        boost(os.getpid(), nice)
+    try:
+        yield
+    finally:
+        if nice and own is not None:
+            boost(os.getpid(), own)
