@@ -85,6 +85,21 @@ class Tx:
     # False for `Database.statements()`: each statement is a transaction of
     # its own (PostgreSQL's autocommit), so nothing stays locked between them.
     in_transaction: bool = True
+    # after_commit()'s callbacks; None: this Tx cannot tell when it commits.
+    _after_commit: list[Callable[[], None]] | None = None
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Call `fn` once what was written so far is committed: at once outside
+        a transaction, after the COMMIT in one, never if it rolls back. A
+        SessionTx does not see its session's commit and drops `fn`."""
+        if not self.in_transaction:
+            fn()
+        elif self._after_commit is not None:
+            self._after_commit.append(fn)
+
+    def _committed(self) -> None:
+        for fn in self._after_commit or ():
+            fn()
 
     async def fetch(self, sql: str, *args: object) -> list[Row]:
         raise NotImplementedError
@@ -172,6 +187,7 @@ class _SqliteTx(Tx):
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        self._after_commit = []
 
     async def fetch(self, sql: str, *args: object) -> list[Row]:
         sql = sqlite_sql(sql)
@@ -261,14 +277,16 @@ class SqliteDriver:
         if conn.in_transaction:  # left open by a cancelled wait for the lock
             conn.execute("ROLLBACK")
         await _run(conn, lambda c: c.execute("BEGIN IMMEDIATE"))
+        tx = _SqliteTx(conn)
         try:
-            yield _SqliteTx(conn)
+            yield tx
             await _run(conn, lambda c: c.execute("COMMIT"))
             self._committed()
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        tx._committed()
 
     async def fetch(self, sql: str, *args: object) -> list[Row]:
         """One read statement, outside any transaction."""
@@ -307,6 +325,7 @@ class _PgTx(Tx):
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn
+        self._after_commit = []
 
     async def fetch(self, sql: str, *args: object) -> list[Row]:
         return list(await self._conn.fetch(sql, *args))
@@ -360,8 +379,9 @@ class PgDriver:
         pool = await self._get_pool()
         async with pool.acquire() as conn:
             await conn.execute("BEGIN")
+            tx = _PgTx(conn)
             try:
-                yield _PgTx(conn)
+                yield tx
                 await conn.execute("COMMIT")
             except asyncio.CancelledError:
                 raise  # the pool's release rolls back (or drops the connection)
@@ -370,6 +390,7 @@ class PgDriver:
                     with contextlib.suppress(Exception):
                         await conn.execute("ROLLBACK")
                 raise
+        tx._committed()
 
     @contextlib.asynccontextmanager
     async def statements(self) -> AsyncIterator[Tx]:

@@ -204,19 +204,32 @@ _CURRENT = (
     " WHERE s.zone_id = $1"
 )
 _CURRENT_ONE = _CURRENT + " AND s.name = $2 AND s.rdtype = $3"
+_CURRENT_AT = _CURRENT + " AND s.name = $2"  # through the (zone_id, name, rdtype) index
+_CURRENT_OF = _CURRENT + " AND s.rdtype = $2"
 
 
 async def current_rrsets(
-    db: AsyncSession | Tx, zone_id: int, only: tuple[str, int] | None = None
+    db: AsyncSession | Tx, zone_id: int, only: tuple[str, int] | None = None, *,
+    name: str | None = None, rdtype: int | None = None,
 ) -> dict[tuple[str, int], RRsetData]:
     """The zone's RRsets (SOA excluded), rebuilt as validated values; only the
-    RRset `only` (name, rdtype) when given."""
+    RRset `only` (name, rdtype) when given, or only those at the owner `name`
+    (as stored) and/or of type `rdtype`. Only the records of those are read
+    and parsed."""
     tx = SessionTx(db) if isinstance(db, AsyncSession) else db
+    if only is None and name is not None and rdtype is not None:
+        only = (name, rdtype)
     grouped: dict[tuple[str, int], tuple[int, list[bytes]]] = {}
-    rows = await (tx.fetch(_CURRENT, zone_id) if only is None
-                  else tx.fetch(_CURRENT_ONE, zone_id, *only))
-    for name, rdtype, ttl, wire in rows:
-        grouped.setdefault((name, rdtype), (ttl, []))[1].append(bytes(wire))
+    if only is not None:
+        rows = await tx.fetch(_CURRENT_ONE, zone_id, *only)
+    elif name is not None:
+        rows = await tx.fetch(_CURRENT_AT, zone_id, name)
+    elif rdtype is not None:
+        rows = await tx.fetch(_CURRENT_OF, zone_id, rdtype)
+    else:
+        rows = await tx.fetch(_CURRENT, zone_id)
+    for row_name, row_type, ttl, wire in rows:
+        grouped.setdefault((row_name, row_type), (ttl, []))[1].append(bytes(wire))
     return {key: _from_wires(key[0], key[1], ttl, wires)
             for key, (ttl, wires) in grouped.items()}
 
@@ -453,6 +466,10 @@ class ZoneRow:
     status: ZoneStatus
     serial: int
     unit_allowlist: tuple[str, ...] = ()  # the zone's business unit's
+    # zones.created_at as the driver returns it (SQLite: the stored text), when
+    # read (read_for_edit): with the id, it tells this zone from one hosted
+    # again under the same name (see _counts).
+    created_at: object = None
 
 
 _READ_ZONE = (
@@ -550,19 +567,19 @@ def _split_near(
 # The reads of an edit at some names, in one statement (the zone API's RRset
 # routes, storage.zones.read_for_edit): the zone row; the rights granted on
 # it to the user $3 (NULL: none read); the RRsets _NEAR reads (at the
-# ancestors $8 of the edited names $2, with the records of those at $2: all
-# the zone's RRsets when $8 is left out, as _WHOLE); and the zone's record
+# ancestors $9 of the edited names $2, with the records of those at $2: all
+# the zone's RRsets when $9 is left out, as _WHOLE); and the zone's record
 # count, only when the edit may grow the zone (its $4 new records are more
 # than those stored at its names $2 and types $5: a one-RRset edit that
 # replaces as many records as it writes needs none) and this process does
-# not know it already (the zone is not zone $6 at serial $7, see _counts):
-# a count is a pass over the zone's records, 30 ms at 100,000. The
-# subqueries name no column of the outer row, so each runs at most once
+# not know it already (the zone is not zone $6 created at $8, at serial $7,
+# see _counts): a count is a pass over the zone's records, 30 ms at 100,000.
+# The subqueries name no column of the outer row, so each runs at most once
 # (PostgreSQL's InitPlans, SQLite's constant subqueries), and the CASE runs
 # the count only when needed.
 _EDIT_READ = """
 WITH z AS (SELECT z.id, z.name, z.account_id, z.business_unit_id, z.status, z.serial,
-                  b.ip_allowlist
+                  b.ip_allowlist, z.created_at
            FROM zones z LEFT JOIN business_units b ON b.id = z.business_unit_id
            WHERE z.name = $1),
 near AS (SELECT s.id, s.name, s.rdtype, s.ttl, r.id AS record_id, r.content, r.wire
@@ -573,33 +590,47 @@ SELECT z.id, z.name, z.account_id, z.business_unit_id, z.status, z.serial, z.ip_
         WHERE u.user_id = $3 AND u.zone_id = (SELECT id FROM z)),
        CASE WHEN $4 > (SELECT count(*) FROM near
                        WHERE content IS NOT NULL AND rdtype = ANY($5))
-                 AND NOT ((SELECT id FROM z) = $6 AND (SELECT serial FROM z) = $7)
+                 AND NOT ((SELECT id FROM z) = $6 AND (SELECT serial FROM z) = $7
+                          AND (SELECT created_at FROM z) = $8)
             THEN (SELECT count(*) FROM records r JOIN rrsets s ON s.id = r.rrset_id
                   WHERE s.zone_id = (SELECT id FROM z)) END,
-       n.id, n.name, n.rdtype, n.ttl, n.content, n.wire
+       z.created_at, n.id, n.name, n.rdtype, n.ttl, n.content, n.wire
 FROM z LEFT JOIN near n ON true ORDER BY n.id, n.record_id
 """
-_EDIT_READ_NEAR = _EDIT_READ.format(near=" AND s.name = ANY($8)")
+_EDIT_READ_NEAR = _EDIT_READ.format(near=" AND s.name = ANY($9)")
 _EDIT_READ_WHOLE = _EDIT_READ.format(near="")
 # "Count whatever is stored": the edit's new records are not known before the read.
 _ALWAYS = 2**62
 
-# PostgreSQL: zone name -> (zone id, serial, record count) as this process
-# last read or wrote the zone. A zone id and a serial name one content of
-# the zone (every write moves the serial, and PostgreSQL never hands out an
-# id twice: the write statement relies on the same), so a growing edit of
-# the zone at that serial needs no count; creating RRsets in a big zone
-# then costs what it costs in a small one. Not on SQLite: a zone deleted and
-# hosted again can get the same id back (INTEGER PRIMARY KEY) and the same
-# serial (the day's first).
+# Zone name -> (zone id, created_at, serial, record count) as this process
+# last read or wrote the zone, with the write committed. Those name one
+# content of one zone: every write to a zone moves its serial (so another
+# process's write, or a storage writer's, makes the next growing edit count
+# again), and a zone deleted and hosted again under the same name differs
+# in created_at (microseconds, as stored) even where it gets the same id
+# back (SQLite reuses the largest rowid: INTEGER PRIMARY KEY without
+# AUTOINCREMENT) and the same serial (the day's first, or one an edit moved
+# it to). created_at is compared as the driver returns it (SQLite's stored
+# text, PostgreSQL's timestamptz), read in the same statement. So a growing
+# edit of the zone at that serial needs no count; creating RRsets in a big
+# zone then costs what it costs in a small one.
 _COUNTS_MAX = 4096
-_counts: dict[str, tuple[int, int, int]] = {}
+_counts: dict[str, tuple[int, object, int, int]] = {}
+_UNKNOWN: tuple[int, object, int, int] = (-1, None, -1, 0)
 
 
-def _remember_count(name: str, zone_id: int, serial: int, records: int) -> None:
-    if len(_counts) >= _COUNTS_MAX and name not in _counts:
+def _after_write(tx: Tx, zone: ZoneRow, serial: int, records: int) -> None:
+    """Remember `records` at `serial` once the write that made them commits
+    (a rolled-back serial could be reused by another content)."""
+    tx.after_commit(lambda: _remember_count(zone, serial, records))
+
+
+def _remember_count(zone: ZoneRow, serial: int, records: int) -> None:
+    if zone.created_at is None:  # not read by read_for_edit: no key
+        return
+    if len(_counts) >= _COUNTS_MAX and zone.name not in _counts:
         _counts.clear()
-    _counts[name] = (zone_id, serial, records)
+    _counts[zone.name] = (zone.id, zone.created_at, serial, records)
 
 
 @dataclass(frozen=True, slots=True)
@@ -658,10 +689,10 @@ async def read_for_edit(
     statement that both locked and read would not. On SQLite the
     transaction already holds the database's write lock."""
     names = sorted({name for name, _ in keys})
-    known = _counts.get(zone_name, (-1, -1, 0)) if tx.is_postgres else (-1, -1, 0)
+    known = _counts.get(zone_name, _UNKNOWN)
     args: list[object] = [
         zone_name, tx.array(names), user_id, _ALWAYS if new_records is None else new_records,
-        tx.array(sorted({rdtype for _, rdtype in keys})), known[0], known[1]]
+        tx.array(sorted({rdtype for _, rdtype in keys})), known[0], known[2], known[1]]
     if not whole:
         args.append(tx.array(sorted({a for name in names for a in _ancestors(name)})))
     rows = await tx.fetch(_EDIT_READ_WHOLE if whole else _EDIT_READ_NEAR, *args)
@@ -670,14 +701,14 @@ async def read_for_edit(
     first = rows[0]
     allowlist = tx.json_out(first[6]) if first[6] is not None else []
     zone = ZoneRow(first[0], first[1], first[2], first[3], ZoneStatus(first[4]), first[5],
-                   tuple(allowlist or ()))
+                   tuple(allowlist or ()), first[9])
     granted = tuple(first[7].split(",")) if first[7] else ()
-    near = tuple(tuple(row[9:]) for row in rows if row[9] is not None)
+    near = tuple(tuple(row[10:]) for row in rows if row[10] is not None)
     count = int(first[8]) if first[8] is not None else None
-    if count is None and known[:2] == (zone.id, zone.serial):
-        count = known[2]
-    elif count is not None and tx.is_postgres:  # read from committed rows
-        _remember_count(zone.name, zone.id, zone.serial, count)
+    if count is None and known[:3] == (zone.id, zone.created_at, zone.serial):
+        count = known[3]
+    elif count is not None:  # of committed rows: nothing is written before this read
+        _remember_count(zone, zone.serial, count)
     return EditRead(zone, granted, Near(frozenset(names), whole, near, count))
 
 
@@ -781,8 +812,6 @@ async def apply_changes(
         change_id = await _write_pg(tx, zone, index, touched, new, serial, now, kind=kind,
                                     previous_serial=previous, removed=removed, added=added,
                                     actor=actor)
-        if count is not None and not tx.in_transaction:  # committed: the zone's new count
-            _remember_count(zone.name, zone.id, serial, count + len(added) - len(removed))
     else:
         stale = [index[k] for k in touched if k in index]
         if stale:
@@ -793,6 +822,8 @@ async def apply_changes(
             tx, zone, serial, kind=kind, previous_serial=previous, removed=removed, added=added,
             actor=actor,
         )
+    if count is not None and isinstance(zone, ZoneRow):  # the count at the new serial
+        _after_write(tx, zone, serial, count + len(added) - len(removed))
     if isinstance(zone, Zone):  # the caller's object follows; it was written just now
         set_committed_value(zone, "serial", serial)
         set_committed_value(zone, "updated_at", now)

@@ -176,3 +176,86 @@ async def test_the_record_limit_sees_other_writers(world: World) -> None:
     swap = await c.call("PUT", Z + "/rrsets/first/A", token=t,
                         json_body={"records": ["192.0.2.4", "192.0.2.5"]})
     assert swap.status == 200 and await _records(db) == LIMIT
+
+
+async def test_the_record_limit_sees_a_zone_hosted_again(world: World) -> None:
+    """A zone deleted and hosted again under its name can get the same id back
+    (SQLite reuses the largest rowid) and come to the same serial: the count
+    this process remembered for the first one must not serve the second."""
+    c, t, db = world.api.client, world.token, world.api.db
+    one = await c.call("POST", Z + "/rrsets", token=t, json_body={
+        "name": "first", "type": "A", "records": ["192.0.2.1"]})
+    assert one.status == 201  # this process now knows the zone's count at this serial
+    serial = one.body["serial"]
+    async with db.read() as session:
+        old = (await session.execute(select(Zone).where(Zone.name == "big.example."))
+               ).scalar_one()
+        zone_id, account_id, created_at = old.id, old.account_id, old.created_at
+        mname, rname = old.soa_mname, old.soa_rname
+    async with db.write() as session:
+        await store.delete_zone(session, "big.example.", store.OPERATOR)
+    # Hosted again: the same id and, once its import is done, the same serial,
+    # but a zone that is full.
+    origin = zone_origin("big.example")
+    text = ZONE_TEXT.format(origin=origin.to_text()) + "".join(
+        f"full{i} 300 IN A 10.1.{i // 256}.{i % 256}\n" for i in range(LIMIT - 5))  # ZONE_TEXT: 5 records
+    async with db.write() as session:
+        session.add(Zone(id=zone_id, name="big.example.", account_id=account_id, serial=1,
+                         soa_mname=mname, soa_rname=rname))
+        await session.flush()
+        await store.replace_zone(session, zone_from_text(text, origin), store.OPERATOR)
+        await session.execute(update(Zone).where(Zone.name == "big.example.")
+                              .values(serial=serial))
+    async with db.read() as session:
+        again = (await session.execute(select(Zone).where(Zone.name == "big.example."))
+                 ).scalar_one()
+        assert (again.id, again.serial) == (zone_id, serial)
+        assert again.created_at != created_at
+    assert await _records(db) == LIMIT
+    full = await c.call("POST", Z + "/rrsets", token=t, json_body={
+        "name": "last", "type": "A", "records": ["192.0.2.3"]})
+    assert full.status == 422 and full.code == "too_many_records"
+    assert await _records(db) == LIMIT
+
+
+async def test_a_growing_edit_at_a_known_serial_does_not_count_again(world: World) -> None:
+    """On both backends the count this process wrote is used at the serial it
+    wrote: shown by a record slipped in without moving the serial (no writer
+    does that), which the next growing edit does not see."""
+    c, t, db = world.api.client, world.token, world.api.db
+    room = LIMIT - await _records(db)
+    fill = await c.call("POST", Z + "/rrsets", token=t, json_body={
+        "name": "fill", "type": "TXT", "records": [f'"{i}"' for i in range(room - 1)]})
+    assert fill.status == 201 and await _records(db) == LIMIT - 1
+    async with db.write() as session:
+        rrset_id = (await session.execute(select(RRset.id).where(
+            RRset.name == "fill.big.example."))).scalar_one()
+        session.add(Record(rrset_id=rrset_id, content='"slipped"', wire=b"\x07slipped"))
+    assert await _records(db) == LIMIT
+    unseen = await c.call("POST", Z + "/rrsets", token=t, json_body={
+        "name": "one", "type": "A", "records": ["192.0.2.1"]})
+    assert unseen.status == 201 and await _records(db) == LIMIT + 1
+
+
+async def test_a_dry_run_leaves_no_count_behind(world: World) -> None:
+    """A dry run rolls its write back: the serial it would have written may
+    then be written by another writer with other content, so the count it
+    would have made is not remembered."""
+    c, t, db = world.api.client, world.token, world.api.db
+    room = LIMIT - await _records(db)
+    dry = await c.call("POST", Z + "/rrsets", token=t, params={"dry_run": "true"}, json_body={
+        "name": "dry", "type": "A", "records": ["192.0.2.1"]})
+    assert dry.status == 201 and dry.body["dry_run"]
+    origin = zone_origin("big.example")
+    owner = dns.name.from_text("elsewhere", origin)
+    filler = parse_rrset(origin, owner, dns.rdatatype.TXT, 300,
+                         [f'"{i}"' for i in range(room)], API_RULES)
+    async with db.write() as session:
+        await store.apply_changes(session, "big.example.", [
+            store.RRsetChange(owner, dns.rdatatype.TXT, filler)], store.OPERATOR)
+        await session.execute(update(Zone).where(Zone.name == "big.example.")
+                              .values(serial=dry.body["serial"]))  # the dry run's serial
+    assert await _records(db) == LIMIT
+    full = await c.call("POST", Z + "/rrsets", token=t, json_body={
+        "name": "last", "type": "A", "records": ["192.0.2.3"]})
+    assert full.status == 422 and full.code == "too_many_records"

@@ -50,6 +50,7 @@ from zoneapi.services.zones import (
     parse_key,
     replace_all,
     rrset_json,
+    type_code_of,
     type_text,
     write_transaction,
 )
@@ -200,20 +201,6 @@ async def get_zone(request: web.Request) -> web.Response:
     return json_response(answer, headers=_etag(zone.serial))
 
 
-async def _read_sets(request: web.Request) -> tuple[ZoneAccess, Zone, list[dict[str, object]]]:
-    ctx = request.app[CONTEXT]
-    principal = principal_of(request)
-    async with ctx.db.read() as session:
-        access = await zone_access(session, principal, request.match_info["zone"])
-        zone = await store.find_zone(session, access.name)
-        sets = await current(session, zone.id)
-    origin = dns.name.from_text(access.name)
-    soa = {"name": access.name, "subname": "", "type": "SOA", "ttl": zone.soa_ttl,
-           "records": [soa_from_zone(zone).to_text()]}
-    items = [soa] + [rrset_json(r, origin) for _, r in sorted(sets.items())]
-    return access, zone, items
-
-
 @routes.get(ZONE_PATH + "/rrsets", summary="RRsets of a zone (filter by name and type, paged)",
             query=(QueryParam("name", {"type": "string"}, "owner, relative or absolute"),
                    QueryParam("type", {"type": "string"}),
@@ -221,12 +208,23 @@ async def _read_sets(request: web.Request) -> tuple[ZoneAccess, Zone, list[dict[
             responses={200: open_object()})
 async def list_rrsets(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    access, zone, items = await _read_sets(request)
-    origin = dns.name.from_text(access.name)
-    name, rdtype = query_text(request, "name"), query_text(request, "type", 16)
-    if name is not None:
-        owner, _ = parse_key(origin, name, "A")
-        items = [i for i in items if i["name"] == owner.to_text()]
+    principal = principal_of(request)
+    async with ctx.db.read() as session:
+        access = await zone_access(session, principal, request.match_info["zone"])
+        zone = await store.find_zone(session, access.name)
+        origin = dns.name.from_text(access.name)
+        name, rdtype = query_text(request, "name"), query_text(request, "type", 16)
+        owner = parse_key(origin, name, "A")[0].to_text() if name is not None else None
+        type_code = type_code_of(rdtype) if rdtype is not None else None
+        # A filter is applied in SQL (a name through the zone's unique index),
+        # so only the RRsets it keeps are read and parsed, not the whole zone.
+        sets = {} if type_code == -1 else await current(session, zone.id, name=owner,
+                                                         rdtype=type_code)
+    soa = {"name": access.name, "subname": "", "type": "SOA", "ttl": zone.soa_ttl,
+           "records": [soa_from_zone(zone).to_text()]}
+    items = [soa] + [rrset_json(r, origin) for _, r in sorted(sets.items())]
+    if owner is not None:
+        items = [i for i in items if i["name"] == owner]
     if rdtype is not None:
         items = [i for i in items if i["type"] == rdtype.upper()]
     offset_text = request.query.get("offset", "0")

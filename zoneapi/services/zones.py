@@ -146,6 +146,17 @@ def _subname_in(owner: str, zone: str) -> str:
     return subname(name_of(owner), name_of(zone))
 
 
+def type_code_of(text: str) -> int:
+    """The rdtype whose type_text() is `text` in upper case (as the RRset list's
+    `type` filter compares them), or -1 if none is."""
+    wanted = text.upper()
+    try:
+        code = int(dns.rdatatype.from_text(wanted))
+    except (dns.rdatatype.UnknownRdatatype, ValueError):
+        return -1
+    return code if 0 <= code <= 65535 and type_text(code) == wanted else -1
+
+
 def diff_json(items: Iterable[DiffItem], origin: dns.name.Name) -> list[dict[str, object]]:
     return [{"name": name, "subname": _subname_of(name, origin), "type": type_text(rdtype),
              "ttl": ttl, "content": content} for name, rdtype, ttl, content in items]
@@ -382,8 +393,11 @@ async def _read_and_write(
         raise
 
 
-async def current(db: AsyncSession | Tx, zone_id: int) -> dict[tuple[str, int], RRsetData]:
-    return await store.current_rrsets(db, zone_id)
+async def current(db: AsyncSession | Tx, zone_id: int, *, name: str | None = None,
+                  rdtype: int | None = None) -> dict[tuple[str, int], RRsetData]:
+    """The zone's RRsets (SOA excluded); only those at the owner `name` (as
+    stored) and/or of type `rdtype` when given."""
+    return await store.current_rrsets(db, zone_id, name=name, rdtype=rdtype)
 
 
 def replace_all(current_sets: dict[tuple[str, int], RRsetData],
