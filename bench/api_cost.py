@@ -7,6 +7,8 @@ plain connections), and aiosqlite thread hand-offs (SQLite only).
     python bench/api_cost.py --database-url postgresql+asyncpg://postgres@127.0.0.1/zh_cost
     python bench/api_cost.py --zone-rrsets 1000  # is an edit's cost independent of the zone's size?
     python bench/api_cost.py --top 30            # and the functions called most per request
+    python bench/api_cost.py --zone-rrsets 100000 --requests 20   # a big zone's creates and
+                                                 # filtered lists (GET /rrsets?name=, ?type=)
 
 The API runs in this process (aiohttp's TestServer) so its calls can be
 counted; compare two checkouts with PYTHONPATH pointing at each. Wall and
@@ -176,6 +178,18 @@ async def main() -> None:
                 await reply.read()
                 assert reply.status == 201, await reply.text()
 
+        async def named(http: aiohttp.ClientSession, i: int) -> None:
+            url = server.make_url("/api/v1/zones/bench.example/rrsets")
+            async with http.get(url, params={"name": f"x{i % 20}"}, headers=headers) as reply:
+                body = await reply.json()
+                assert reply.status == 200 and body["total"] == 1, body
+
+        async def typed(http: aiohttp.ClientSession, i: int) -> None:
+            url = server.make_url("/api/v1/zones/bench.example/rrsets")
+            async with http.get(url, params={"type": "NS"}, headers=headers) as reply:
+                body = await reply.json()
+                assert reply.status == 200 and body["total"] == 1, body
+
         async def me(http: aiohttp.ClientSession, i: int) -> None:
             async with http.get(server.make_url("/api/v1/me"), headers=headers) as reply:
                 await reply.read()
@@ -187,6 +201,10 @@ async def main() -> None:
             async with aiohttp.ClientSession() as http:
                 await measure("PUT one RRset", http, put, counters, args.requests, args.top)
                 await measure("POST a new RRset", http, create, counters, args.requests,
+                              args.top)
+                await measure("GET /rrsets?name=", http, named, counters, args.requests,
+                              args.top)
+                await measure("GET /rrsets?type=NS", http, typed, counters, args.requests,
                               args.top)
                 await measure("GET /me", http, me, counters, args.requests, args.top)
         finally:
