@@ -7,7 +7,6 @@ Authentication-Results field stays ASCII."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import smtplib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,8 +15,6 @@ from types import MappingProxyType
 import authres
 import dkim
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mx_forwarder.authres import DnsAuthChecker
 from mx_forwarder.service import start_forwarder
@@ -30,14 +27,7 @@ from tests.e2e.mx_support import (
     import_zones,
     zonehost_nameserver,
 )
-
-KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-PEM = KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                        serialization.NoEncryption())
-_DER = KEY.public_key().public_bytes(serialization.Encoding.DER,
-                                     serialization.PublicFormat.SubjectPublicKeyInfo)
-_TEXT = "v=DKIM1; k=rsa; p=" + base64.b64encode(_DER).decode()
-KEY_TXT = " ".join(f'"{_TEXT[i:i + 200]}"' for i in range(0, len(_TEXT), 200))
+from tests.e2e.test_mx_authres import KEY_TXT, PEM  # the same test key and its TXT
 
 U_DOMAIN = "Bücher.test"  # the sender writes it so; the zone is stored under its A-labels
 A_DOMAIN = "xn--bcher-kva.test"
