@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
@@ -47,7 +48,7 @@ async def world(db: Database) -> AsyncIterator[World]:
         yield World(api, await seed_token(api, leader), leader)
 
 
-async def _count(db: Database, model: type) -> int:
+async def _count(db: Database, model: Any) -> int:
     async with db.read() as session:
         return int((await session.execute(select(func.count(model.id)))).scalar_one())
 
@@ -127,7 +128,8 @@ async def test_patch_is_atomic_with_per_item_errors(world: World) -> None:
     async with db.read() as session:
         entry = (await session.execute(select(AuditEntry).order_by(AuditEntry.id.desc())
                                        .limit(1))).scalar_one()
-    assert entry.change_id == good.body["change_id"] and entry.credential.startswith("token:")
+    assert entry.change_id == good.body["change_id"]
+    assert entry.credential is not None and entry.credential.startswith("token:")
     assert entry.source_ip == "127.0.0.1"
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,7 @@ async def test_a_driver_edit_writes_what_the_orm_reads_back(db: Database) -> Non
         sets = await store.current_rrsets(session, zone.id)
         events = await feed.changes_after(session, created.change_id)
         if db.is_sqlite:  # datetimes stored in the ORM's text format, not isoformat()
-            stamps = (await session.execute(text(
+            stamps: Sequence[str] = (await session.execute(text(
                 "SELECT created_at FROM zone_changes ORDER BY id"))).scalars().all()
             assert all(SQLITE_TIME.match(s) for s in stamps), stamps
             assert SQLITE_TIME.match((await session.execute(text(
