@@ -180,20 +180,28 @@ class _Answers:
 _T = TypeVar("_T")
 
 
-async def _run(answers: _Answers, first: Iterable[Key], step: Callable[[], _T]) -> _T:
-    """`step()` until it has had every answer it asked for (looking each miss up)."""
-    await answers.fetch(first)
+async def _run(answers: _Answers, first: Iterable[Key], step: Callable[[], _T], *,
+               in_thread: bool = False,
+               fetch: Callable[[Iterable[Key]], Awaitable[None]] | None = None) -> _T:
+    """`step()` until it has had every answer it asked for (looking each miss up
+    with `fetch`, by default `answers.fetch`); in a thread for a big message."""
+    fetch = fetch or answers.fetch
+    await fetch(first)
     while True:
         answers.missed.clear()
         try:
-            result = step()
+            result = await asyncio.to_thread(step) if in_thread else step()
             if not answers.missed:
                 return result
         except _Missing:
             pass
         if answers.lookups >= MAX_LOOKUPS:
             raise _Missing(answers.missed[0])
-        await answers.fetch(answers.missed)
+        await fetch(answers.missed)
+
+
+class _OutOfTime(Exception):
+    """A round of lookups did not end within the check's time budget."""
 
 
 def _joined(rdata: object) -> bytes:
@@ -383,25 +391,22 @@ class DnsAuthChecker:
 
     async def _verify(self, answers: _Answers, step: Callable[[], str], inline: bool) -> str:
         """`step` with every key it asks for looked up, in a thread for a big message."""
-        async def run() -> str:
-            return await _run(answers, (), step)
-
         if inline:
-            return await self._part(run(), TEMPERROR)
-        answers.local_only = True
+            return await self._part(_run(answers, (), step), TEMPERROR)
+
+        async def fetch_in_time(keys: Iterable[Key]) -> None:
+            # The budget is per round of lookups: the thread's own work is not timed.
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    await answers.fetch(keys)
+            except TimeoutError as exc:
+                raise _OutOfTime from exc
+
+        answers.local_only = True  # a miss inside the thread: looked up here, then run again
         try:
-            while True:  # a miss inside the thread: looked up here, then run again
-                answers.missed.clear()
-                try:
-                    result = await asyncio.to_thread(step)
-                    if not answers.missed:
-                        return result
-                except _Missing:
-                    pass
-                if answers.lookups >= MAX_LOOKUPS:
-                    raise _Missing(answers.missed[0])
-                if await self._part(answers.fetch(answers.missed), TEMPERROR) == TEMPERROR:
-                    return TEMPERROR
+            return await _run(answers, (), step, in_thread=True, fetch=fetch_in_time)
+        except _OutOfTime:
+            return TEMPERROR
         finally:
             answers.local_only = False
 
