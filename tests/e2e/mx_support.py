@@ -4,6 +4,7 @@ zones and aliases in the store, a forwarder config for loopback."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import signal
 import smtplib
@@ -19,6 +20,8 @@ import dns.asyncquery
 import dns.exception
 import dns.message
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select
 
 from mx_forwarder.config import ForwarderConfig
@@ -285,3 +288,16 @@ async def zonehost_nameserver(cli_env: dict[str, str],
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+def rsa_key() -> tuple[bytes, str]:
+    """(PEM private key, TXT record text of its public key)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM,
+                            serialization.PrivateFormat.TraditionalOpenSSL,
+                            serialization.NoEncryption())
+    der = key.public_key().public_bytes(serialization.Encoding.DER,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    text = "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode()
+    chunks = " ".join(f'"{text[i:i + 200]}"' for i in range(0, len(text), 200))
+    return pem, chunks

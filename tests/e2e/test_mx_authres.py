@@ -7,7 +7,6 @@ within the time limit while the SMTP server goes on serving others."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import socket
 import subprocess
 import sys
@@ -20,8 +19,6 @@ import dns.asyncquery
 import dns.message
 import dns.rdatatype
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from prometheus_client import REGISTRY
 
 from mx_forwarder.authres import INLINE_MAX_BYTES, DnsAuthChecker
@@ -38,16 +35,11 @@ from tests.e2e.mx_support import (
     add_zone,
     config,
     import_zones,
+    rsa_key,
     zonehost_nameserver,
 )
 
-KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-PEM = KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                        serialization.NoEncryption())
-_DER = KEY.public_key().public_bytes(serialization.Encoding.DER,
-                                     serialization.PublicFormat.SubjectPublicKeyInfo)
-_TEXT = "v=DKIM1; k=rsa; p=" + base64.b64encode(_DER).decode()
-KEY_TXT = " ".join(f'"{_TEXT[i:i + 200]}"' for i in range(0, len(_TEXT), 200))
+PEM, KEY_TXT = rsa_key()
 
 ZONES = {
     "sender.test": '@ 300 IN TXT "v=spf1 include:_spf.sender.test -all"\n'

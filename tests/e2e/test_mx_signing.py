@@ -6,7 +6,6 @@ end, where dkimpy verifies what the aiosmtpd sink got."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import re
 import subprocess
 import sys
@@ -18,8 +17,6 @@ import dkim
 import dns.exception
 import dns.resolver
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mx_forwarder.errors import ForwarderError
 from mx_forwarder.service import ForwarderHandle, start_forwarder
@@ -31,6 +28,7 @@ from tests.e2e.mx_support import (
     add_alias,
     config,
     import_zones,
+    rsa_key,
     send,
     zonehost_nameserver,
 )
@@ -42,19 +40,6 @@ MESSAGE = (
     b"Subject: signed on the way\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\n"
     b"Message-ID: <m1@sender.test>\r\n\r\nBody, byte for byte.\r\n"
 )
-
-
-def rsa_key() -> tuple[bytes, str]:
-    """(PEM private key, TXT record text of its public key)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM,
-                            serialization.PrivateFormat.TraditionalOpenSSL,
-                            serialization.NoEncryption())
-    der = key.public_key().public_bytes(serialization.Encoding.DER,
-                                        serialization.PublicFormat.SubjectPublicKeyInfo)
-    text = "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode()
-    chunks = " ".join(f'"{text[i:i + 200]}"' for i in range(0, len(text), 200))
-    return pem, chunks
 
 
 class Dns:

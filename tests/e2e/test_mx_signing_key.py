@@ -23,11 +23,11 @@ from tests.e2e.mx_support import (
     RawClient,
     config,
     import_zones,
+    rsa_key,
     wait_until,
     zonehost_nameserver,
 )
 from tests.e2e.test_mx_authres import Silent
-from tests.e2e.test_mx_signing import rsa_key
 
 OURS, OUR_TXT = rsa_key()
 _, OTHER_TXT = rsa_key()
